@@ -1,0 +1,161 @@
+//! The two payload encodings, JSON and ZiProto, onto one data model ([`Map`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::BufMut;
+
+use crate::value::{Map, Value};
+use crate::{json, ziproto};
+
+/// A payload's Content-Encoding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// `0`: a UTF-8 JSON object.
+    #[default]
+    Json,
+    /// `1`: a ZiProto (MessagePack subset) map.
+    ZiProto,
+}
+
+impl Encoding {
+    /// The Content-Encoding byte: 0 for JSON, 1 for ZiProto.
+    pub fn as_byte(self) -> u8 {
+        match self {
+            Encoding::Json => 0,
+            Encoding::ZiProto => 1,
+        }
+    }
+
+    /// The encoding a Content-Encoding byte names, if any.
+    ///
+    /// ```
+    /// use asyncaproto::Encoding;
+    /// assert_eq!(Encoding::from_byte(1), Some(Encoding::ZiProto));
+    /// assert_eq!(Encoding::from_byte(2), None);
+    /// ```
+    pub fn from_byte(byte: u8) -> Option<Encoding> {
+        match byte {
+            0 => Some(Encoding::Json),
+            1 => Some(Encoding::ZiProto),
+            _ => None,
+        }
+    }
+
+    /// The name used in AsyncAPY configuration: `"json"` or `"ziproto"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Json => "json",
+            Encoding::ZiProto => "ziproto",
+        }
+    }
+
+    /// Decodes a whole payload, which must be exactly one map and nothing more.
+    ///
+    /// ```
+    /// use asyncaproto::{Encoding, PayloadError};
+    /// assert!(Encoding::Json.decode(br#"{"a": [1, 2.5, null]}"#).is_ok());
+    /// assert!(matches!(Encoding::Json.decode(b"[1]"), Err(PayloadError::NotAMap)));
+    /// ```
+    pub fn decode(self, payload: &[u8]) -> Result<Map, PayloadError> {
+        match self.decode_value(payload)? {
+            Value::Map(map) => Ok(map),
+            _ => Err(PayloadError::NotAMap),
+        }
+    }
+
+    /// Decodes a whole payload as any value (top-level maps are the protocol's
+    /// rule, enforced by [`Encoding::decode`]).
+    pub fn decode_value(self, payload: &[u8]) -> Result<Value, PayloadError> {
+        match self {
+            Encoding::Json => json::decode(payload),
+            Encoding::ZiProto => ziproto::decode(payload),
+        }
+    }
+
+    /// Appends `map` encoded in this encoding to `dst`.
+    pub fn encode_map(self, map: &Map, dst: &mut impl BufMut) -> Result<(), PayloadError> {
+        match self {
+            Encoding::Json => json::encode_map(map, dst),
+            Encoding::ZiProto => ziproto::encode_map(map, dst),
+        }
+    }
+
+    /// Appends `value` encoded in this encoding to `dst`.
+    pub fn encode_value(self, value: &Value, dst: &mut impl BufMut) -> Result<(), PayloadError> {
+        match self {
+            Encoding::Json => json::encode(value, dst),
+            Encoding::ZiProto => ziproto::encode(value, dst),
+        }
+    }
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing an [`Encoding`] from anything but `json` or `ziproto`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("encoding must be 'json' or 'ziproto', not {0:?}")]
+pub struct ParseEncodingError(pub String);
+
+impl FromStr for Encoding {
+    type Err = ParseEncodingError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Encoding::Json),
+            "ziproto" => Ok(Encoding::ZiProto),
+            _ => Err(ParseEncodingError(s.to_owned())),
+        }
+    }
+}
+
+/// Why a payload is malformed (decoding) or cannot be written (encoding).
+///
+/// Every variant maps to `ERR_REQUEST_MALFORMED` when it comes from a peer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// The payload has no bytes at all.
+    #[error("the payload is empty")]
+    Empty,
+    /// The payload ends inside a value.
+    #[error("the payload ends inside a value")]
+    Truncated,
+    /// Bytes follow the one top-level value.
+    #[error("{0} trailing bytes after the value")]
+    TrailingBytes(usize),
+    /// The top-level value is not a map.
+    #[error("the top-level value is not a map")]
+    NotAMap,
+    /// A string is not valid UTF-8.
+    #[error("a string is not valid UTF-8")]
+    InvalidUtf8,
+    /// One map holds the same key twice.
+    #[error("duplicate key {0:?} in one map")]
+    DuplicateKey(String),
+    /// Arrays and maps nest deeper than [`crate::MAX_DEPTH`].
+    #[error("values nest deeper than {} levels", crate::MAX_DEPTH)]
+    TooDeep,
+    /// A float is NaN or infinite, which JSON cannot carry.
+    #[error("a float is NaN or infinite")]
+    NonFinite,
+    /// A ZiProto map key is not a string.
+    #[error("a map key is not a string")]
+    NonStringKey,
+    /// A ZiProto type byte outside the subset (ext types, `0xc1`).
+    #[error("ZiProto type byte {0:#04x} is not supported")]
+    UnsupportedType(u8),
+    /// A JSON number that fits neither a 64-bit integer nor a finite float.
+    #[error("number out of range")]
+    NumberOutOfRange,
+    /// A value too large for the encoding's length fields (encoding only).
+    #[error("a value is too large to encode")]
+    TooLarge,
+    /// JSON syntax error, with the parser's description.
+    #[error("invalid JSON: {0}")]
+    Syntax(String),
+}

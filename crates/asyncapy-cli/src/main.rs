@@ -1,0 +1,2 @@
+//! The `asyncapy` command.
+fn main() {}

@@ -1,0 +1,1 @@
+//! AsyncAPY for Rust.
