@@ -325,9 +325,9 @@ impl FrameError {
     /// ```
     pub fn error_code(&self) -> Option<ErrorCode> {
         match self {
-            FrameError::BadVersion(_) | FrameError::BadEncoding(_) | FrameError::LengthTooSmall(_) => {
-                Some(ErrorCode::HeaderInvalid)
-            }
+            FrameError::BadVersion(_)
+            | FrameError::BadEncoding(_)
+            | FrameError::LengthTooSmall(_) => Some(ErrorCode::HeaderInvalid),
             FrameError::TooLarge { .. } => Some(ErrorCode::PacketTooLarge),
             FrameError::PayloadTooLong { .. }
             | FrameError::Truncated { .. }
@@ -442,11 +442,11 @@ impl FrameCodec {
     }
 }
 
-impl Decoder for FrameCodec {
-    type Item = Frame;
-    type Error = FrameError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+impl FrameCodec {
+    /// Takes the first complete frame off `src`: `Ok(None)` means "need more
+    /// bytes" (room for the rest of the frame is reserved, a chunk at a time).
+    /// The same as [`Decoder::decode`], without needing `&mut self`.
+    pub fn decode_frame(&self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         let Some((encoding, total)) = self.check_head(src)? else {
             return Ok(None);
         };
@@ -461,6 +461,15 @@ impl Decoder for FrameCodec {
             encoding,
             payload: frame.freeze(),
         }))
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        self.decode_frame(src)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {

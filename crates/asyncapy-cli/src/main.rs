@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod logging;
 mod serve;
 
 /// AsyncAPY for Rust: serve and exercise AsyncAProto endpoints.

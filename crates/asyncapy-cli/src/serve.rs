@@ -1,10 +1,106 @@
-//! `asyncapy serve`.
+//! `asyncapy serve`: the echo application, on the framework like any user's.
 
-/// Options of `asyncapy serve`.
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use asyncapy::{Client, Config, Packet, SendError, Server};
+
+/// Options of `asyncapy serve`. Flags override the configuration file, which
+/// overrides the defaults.
 #[derive(Debug, clap::Args)]
-pub(crate) struct ServeArgs {}
+pub(crate) struct ServeArgs {
+    /// An AsyncAPY INI file with an [AsyncAPY] section.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to bind (default 127.0.0.1).
+    #[arg(long)]
+    addr: Option<String>,
+    /// Port to bind (default 8081; 0 picks a free port).
+    #[arg(short, long)]
+    port: Option<String>,
+    /// Bytes reserved for a session's first read (default 1024).
+    #[arg(long)]
+    buf: Option<String>,
+    /// Seconds without a complete packet, or of one handler, before ERR_TIMED_OUT (default 60).
+    #[arg(short, long)]
+    timeout: Option<String>,
+    /// Size of the Content-Length field in bytes, 1 to 8 (default 4).
+    #[arg(long)]
+    header_size: Option<String>,
+    /// Byte order of the Content-Length field: big or little (default big).
+    #[arg(long)]
+    byteorder: Option<String>,
+    /// Concurrent sessions per client IP, 0 for no limit (default 0).
+    #[arg(long)]
+    session_limit: Option<String>,
+    /// Largest accepted Content-Length in bytes (default 8388608).
+    #[arg(long)]
+    max_packet_size: Option<String>,
+    /// Most concurrent connections (default 10000).
+    #[arg(long)]
+    max_connections: Option<String>,
+    /// Runtime worker threads, 0 for one per core (default 0).
+    #[arg(long)]
+    workers: Option<String>,
+    /// Seconds in-flight packets get to finish at shutdown (default 10).
+    #[arg(long)]
+    grace_period: Option<String>,
+    /// Python logging level, number or name (default 20, INFO).
+    #[arg(long)]
+    logging_level: Option<String>,
+}
 
-/// Runs the echo server until interrupted.
-pub(crate) fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        if let Some(path) = &self.config {
+            config.load_ini_file(path)?;
+        }
+        let flags = [
+            ("addr", &self.addr),
+            ("port", &self.port),
+            ("buf", &self.buf),
+            ("timeout", &self.timeout),
+            ("header_size", &self.header_size),
+            ("byteorder", &self.byteorder),
+            ("session_limit", &self.session_limit),
+            ("max_packet_size", &self.max_packet_size),
+            ("max_connections", &self.max_connections),
+            ("workers", &self.workers),
+            ("grace_period", &self.grace_period),
+            ("logging_level", &self.logging_level),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                config.set(key, value).with_context(|| format!("--{}", key.replace('_', "-")))?;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The echo handler: every packet goes back to its sender, in the session's encoding.
+async fn echo(client: Client, packet: Packet) -> Result<(), SendError> {
+    client.send(&packet).await
+}
+
+/// Runs the echo server until SIGINT or SIGTERM.
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    crate::logging::init(config.logging_level);
+    let workers = config.workers;
+    let mut server = Server::new(config);
+    server.register_handler(echo);
+    let runtime = asyncapy::server::runtime(workers).context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let running = server.bind().await?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {}", running.local_addr())?;
+        stdout.flush()?;
+        drop(stdout);
+        running.run_until_signal().await?;
+        Ok(())
+    })
 }

@@ -1,0 +1,503 @@
+//! Server configuration: the original AsyncAPY options with their defaults, ours
+//! beside them, loading from an AsyncAPY `config.ini`, and validation.
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `addr` | `127.0.0.1` | address to bind (an IP address or a host name) |
+//! | `port` | `8081` | TCP port (0 picks a free one) |
+//! | `buf` | `1024` | bytes reserved for a session's first read; the buffer grows to hold whole packets |
+//! | `logging_level` | `20` | Python level number (10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL) or name |
+//! | `console_format` | `[%(levelname)s] %(asctime)s %(message)s` | Python `logging` format |
+//! | `datefmt` | `%d/%m/%Y %H:%M:%S %p` | strftime format of `%(asctime)s` |
+//! | `timeout` | `60` | seconds without a complete packet, or of one handler, before `ERR_TIMED_OUT` |
+//! | `header_size` | `4` | bytes of the Content-Length field (1 to 8) |
+//! | `byteorder` | `big` | `big` or `little` (Content-Length only) |
+//! | `session_limit` | `0` | concurrent sessions per client IP (0: no limit) |
+//! | `encoding` | `json` | accepted for compatibility with the original sample; replies always use the session's encoding |
+//! | `max_packet_size` | `8388608` | largest Content-Length accepted (`ERR_PACKET_TOO_LARGE` above) |
+//! | `max_connections` | `10000` | concurrent connections (`ERR_SERVER_BUSY` above) |
+//! | `workers` | `0` | runtime worker threads (0: one per core) |
+//! | `grace_period` | `10` | seconds in-flight packets get to finish at shutdown |
+//!
+//! ```
+//! use asyncapy::Config;
+//!
+//! let config = Config::from_ini_str("[AsyncAPY]\nport = 1500\ntimeout = 15\n")?;
+//! assert_eq!(config.port, 1500);
+//! assert_eq!(config.timeout.as_secs(), 15);
+//! assert_eq!(config.header_size, 4); // defaults fill the rest
+//!
+//! let err = Config::from_ini_str("[AsyncAPY]\nheader_size = 9\n").unwrap_err();
+//! assert_eq!(err.to_string(), "header_size: invalid value \"9\": must be between 1 and 8");
+//! # Ok::<(), asyncapy::ConfigError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use asyncaproto::{ByteOrder, Encoding, FrameConfig};
+
+use crate::ini::{Ini, IniError};
+
+/// The section of an AsyncAPY INI file that holds the server options.
+pub const INI_SECTION: &str = "AsyncAPY";
+
+/// Every key the `[AsyncAPY]` section may hold.
+pub const KEYS: [&str; 16] = [
+    "addr",
+    "port",
+    "buf",
+    "logging_level",
+    "console_format",
+    "datefmt",
+    "timeout",
+    "header_size",
+    "byteorder",
+    "session_limit",
+    "encoding",
+    "max_packet_size",
+    "max_connections",
+    "workers",
+    "grace_period",
+    "config",
+];
+
+/// A Python `logging` level, kept as its number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogLevel(pub u8);
+
+impl LogLevel {
+    /// `DEBUG` (10).
+    pub const DEBUG: LogLevel = LogLevel(10);
+    /// `INFO` (20).
+    pub const INFO: LogLevel = LogLevel(20);
+    /// `WARNING` (30).
+    pub const WARNING: LogLevel = LogLevel(30);
+    /// `ERROR` (40).
+    pub const ERROR: LogLevel = LogLevel(40);
+    /// `CRITICAL` (50).
+    pub const CRITICAL: LogLevel = LogLevel(50);
+
+    /// Parses a number (`10`) or a name (`DEBUG`, `info`, `WARN`...).
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        let text = text.trim();
+        if let Ok(n) = text.parse::<u8>() {
+            return Some(LogLevel(n));
+        }
+        match text.to_ascii_uppercase().as_str() {
+            "NOTSET" => Some(LogLevel(0)),
+            "DEBUG" => Some(LogLevel::DEBUG),
+            "INFO" => Some(LogLevel::INFO),
+            "WARN" | "WARNING" => Some(LogLevel::WARNING),
+            "ERROR" => Some(LogLevel::ERROR),
+            "FATAL" | "CRITICAL" => Some(LogLevel::CRITICAL),
+            _ => None,
+        }
+    }
+
+    /// The Python name of the level a record of this number is shown as.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0..=10 => "DEBUG",
+            11..=20 => "INFO",
+            21..=30 => "WARNING",
+            31..=40 => "ERROR",
+            _ => "CRITICAL",
+        }
+    }
+}
+
+/// Everything a server needs to know before it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Address to bind: an IP address or a host name.
+    pub addr: String,
+    /// Port to bind; 0 lets the system pick one.
+    pub port: u16,
+    /// Bytes reserved for a session's first read.
+    pub buf: usize,
+    /// Python logging level of the server's log.
+    pub logging_level: LogLevel,
+    /// Python `logging` format of each log line.
+    pub console_format: String,
+    /// strftime format of `%(asctime)s`.
+    pub datefmt: String,
+    /// Idle timeout of a session, and the longest a handler may run.
+    pub timeout: Duration,
+    /// Size of the Content-Length field, 1 to 8 bytes.
+    pub header_size: u8,
+    /// Byte order of the Content-Length field.
+    pub byteorder: ByteOrder,
+    /// Concurrent sessions one client IP may hold; 0 for no limit.
+    pub session_limit: usize,
+    /// The sample config's `encoding` key: accepted and validated, not used.
+    pub encoding: Encoding,
+    /// Largest Content-Length accepted.
+    pub max_packet_size: u64,
+    /// Most concurrent connections.
+    pub max_connections: usize,
+    /// Runtime worker threads; 0 for one per core.
+    pub workers: usize,
+    /// How long in-flight packets may run on at shutdown.
+    pub grace_period: Duration,
+    /// The INI file this configuration was loaded from, if any.
+    pub config: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1".to_owned(),
+            port: 8081,
+            buf: 1024,
+            logging_level: LogLevel::INFO,
+            console_format: "[%(levelname)s] %(asctime)s %(message)s".to_owned(),
+            datefmt: "%d/%m/%Y %H:%M:%S %p".to_owned(),
+            timeout: Duration::from_secs(60),
+            header_size: 4,
+            byteorder: ByteOrder::Big,
+            session_limit: 0,
+            encoding: Encoding::Json,
+            max_packet_size: asyncaproto::frame::DEFAULT_MAX_PACKET_SIZE,
+            max_connections: 10_000,
+            workers: 0,
+            grace_period: Duration::from_secs(10),
+            config: None,
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the key and the bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that does not parse or is out of range.
+    #[error("{key}: invalid value {value:?}: {reason}")]
+    Invalid {
+        /// The option's name.
+        key: &'static str,
+        /// The value as given.
+        value: String,
+        /// What a valid value looks like.
+        reason: &'static str,
+    },
+    /// A key the `[AsyncAPY]` section does not know (likely a typo).
+    #[error("{path}: unknown key '{key}' in [AsyncAPY] (known keys: {known})")]
+    UnknownKey {
+        /// The file.
+        path: String,
+        /// The unknown key.
+        key: String,
+        /// The known keys, comma-separated.
+        known: String,
+    },
+    /// The file has no `[AsyncAPY]` section.
+    #[error("{path}: no [AsyncAPY] section")]
+    MissingSection {
+        /// The file.
+        path: String,
+    },
+    /// The file is not valid INI.
+    #[error("{path}: {source}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// What is wrong, and where.
+        source: IniError,
+    },
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+fn invalid(key: &'static str, value: &str, reason: &'static str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+fn parse_seconds(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let secs: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "must be a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(invalid(key, value, "must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_int<T: std::str::FromStr>(
+    key: &'static str,
+    value: &str,
+    reason: &'static str,
+) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, reason))
+}
+
+impl Config {
+    /// Loads `[AsyncAPY]` from the INI file at `path` over the defaults.
+    pub fn from_ini_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.load_ini_file(path)?;
+        Ok(config)
+    }
+
+    /// Loads `[AsyncAPY]` from INI text over the defaults.
+    pub fn from_ini_str(text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        config.load_ini_str(text, "<config>")?;
+        Ok(config)
+    }
+
+    /// Applies the `[AsyncAPY]` section of the INI file at `path` over this
+    /// configuration, and remembers the path.
+    pub fn load_ini_file(&mut self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        self.load_ini_str(&text, &name)?;
+        self.config = Some(path.to_owned());
+        Ok(())
+    }
+
+    /// Applies the `[AsyncAPY]` section of INI `text` over this configuration.
+    /// `origin` names the text in error messages.
+    pub fn load_ini_str(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let ini = Ini::parse(text).map_err(|source| ConfigError::Syntax {
+            path: origin.to_owned(),
+            source,
+        })?;
+        if !ini.has_section(INI_SECTION) {
+            return Err(ConfigError::MissingSection {
+                path: origin.to_owned(),
+            });
+        }
+        for key in ini.keys(INI_SECTION) {
+            let Some(known) = KEYS.iter().find(|k| **k == key) else {
+                return Err(ConfigError::UnknownKey {
+                    path: origin.to_owned(),
+                    key: key.to_owned(),
+                    known: KEYS.join(", "),
+                });
+            };
+            let value = ini
+                .get(INI_SECTION, key)
+                .map_err(|source| ConfigError::Syntax {
+                    path: origin.to_owned(),
+                    source,
+                })?
+                .unwrap_or_default();
+            // The original ignores empty values (keeping the default); so do we.
+            if value.trim().is_empty() || *known == "config" {
+                continue;
+            }
+            self.set(known, &value)?;
+        }
+        self.validate()
+    }
+
+    /// Sets one option from its text form, as in the INI file or a flag.
+    ///
+    /// ```
+    /// let mut config = asyncapy::Config::default();
+    /// config.set("byteorder", "little")?;
+    /// assert!(config.set("byteorder", "middle").is_err());
+    /// assert!(config.set("no_such_key", "1").is_err());
+    /// # Ok::<(), asyncapy::ConfigError>(())
+    /// ```
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let Some(&key) = KEYS.iter().find(|k| **k == key) else {
+            return Err(ConfigError::UnknownKey {
+                path: "<set>".to_owned(),
+                key: key.to_owned(),
+                known: KEYS.join(", "),
+            });
+        };
+        match key {
+            "addr" => {
+                let v = value.trim();
+                if v.is_empty() {
+                    return Err(invalid(key, value, "must be an IP address or a host name"));
+                }
+                self.addr = v.to_owned();
+            }
+            "port" => self.port = parse_int(key, value, "must be a port number from 0 to 65535")?,
+            "buf" => self.buf = parse_int(key, value, "must be a positive number of bytes")?,
+            "logging_level" => self.logging_level = LogLevel::parse(value).ok_or_else(|| {
+                invalid(
+                    key,
+                    value,
+                    "must be a Python level number (10, 20, 30, 40, 50) or name (DEBUG, INFO, ...)",
+                )
+            })?,
+            "console_format" => self.console_format = value.to_owned(),
+            "datefmt" => self.datefmt = value.to_owned(),
+            "timeout" => self.timeout = parse_seconds(key, value)?,
+            "header_size" => {
+                self.header_size = parse_int(key, value, "must be between 1 and 8")?;
+            }
+            "byteorder" => {
+                self.byteorder = value
+                    .parse()
+                    .map_err(|_| invalid(key, value, "must be 'big' or 'little'"))?
+            }
+            "session_limit" => {
+                self.session_limit =
+                    parse_int(key, value, "must be a number of sessions (0 for no limit)")?
+            }
+            "encoding" => {
+                self.encoding = value
+                    .parse()
+                    .map_err(|_| invalid(key, value, "must be 'json' or 'ziproto'"))?
+            }
+            "max_packet_size" => {
+                self.max_packet_size =
+                    parse_int(key, value, "must be a number of bytes, at least 2")?
+            }
+            "max_connections" => {
+                self.max_connections = parse_int(key, value, "must be a positive number")?
+            }
+            "workers" => {
+                self.workers = parse_int(
+                    key,
+                    value,
+                    "must be a number of threads (0 for one per core)",
+                )?
+            }
+            "grace_period" => self.grace_period = parse_seconds(key, value)?,
+            "config" => self.config = Some(PathBuf::from(value.trim())),
+            _ => unreachable!("every key of KEYS is handled"),
+        }
+        Ok(())
+    }
+
+    /// Checks the values that are valid alone but not in range together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=8).contains(&self.header_size) {
+            return Err(invalid(
+                "header_size",
+                &self.header_size.to_string(),
+                "must be between 1 and 8",
+            ));
+        }
+        if self.buf == 0 || self.buf > 64 * 1024 * 1024 {
+            return Err(invalid(
+                "buf",
+                &self.buf.to_string(),
+                "must be between 1 and 67108864 bytes",
+            ));
+        }
+        if self.max_packet_size < 2 {
+            return Err(invalid(
+                "max_packet_size",
+                &self.max_packet_size.to_string(),
+                "must be a number of bytes, at least 2",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "0", "must be a positive number"));
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid(
+                "timeout",
+                "0",
+                "must be a positive number of seconds",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The frame layout these options describe.
+    pub fn frame_config(&self) -> Result<FrameConfig, ConfigError> {
+        FrameConfig::new(self.header_size, self.byteorder, self.max_packet_size).map_err(|_| {
+            invalid(
+                "header_size",
+                &self.header_size.to_string(),
+                "must be between 1 and 8",
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_sample_config_loads_unchanged() {
+        let text = "[AsyncAPY]\naddr = 127.0.0.1\nport = 1500\nencoding = json\nheader_size = 4\nbyteorder = big\nbuf = 1024\nlogging_level = 10\ntimeout = 15\n";
+        let config = Config::from_ini_str(text).expect("loads");
+        assert_eq!(config.port, 1500);
+        assert_eq!(config.logging_level, LogLevel::DEBUG);
+        assert_eq!(config.timeout, Duration::from_secs(15));
+        assert_eq!(config.encoding, Encoding::Json);
+    }
+
+    #[test]
+    fn python_format_strings_load_with_doubled_percent() {
+        let text =
+            "[AsyncAPY]\nconsole_format = [%%(levelname)s] %%(message)s\ndatefmt = %%H:%%M\n";
+        let config = Config::from_ini_str(text).expect("loads");
+        assert_eq!(config.console_format, "[%(levelname)s] %(message)s");
+        assert_eq!(config.datefmt, "%H:%M");
+    }
+
+    #[test]
+    fn empty_values_keep_the_default() {
+        let config = Config::from_ini_str("[AsyncAPY]\nport =\n").expect("loads");
+        assert_eq!(config.port, 8081);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_key_and_value() {
+        for (key, value) in [
+            ("port", "70000"),
+            ("port", "http"),
+            ("buf", "0"),
+            ("timeout", "-1"),
+            ("timeout", "soon"),
+            ("header_size", "0"),
+            ("byteorder", "middle"),
+            ("logging_level", "LOUD"),
+            ("session_limit", "-2"),
+            ("encoding", "xml"),
+            ("max_packet_size", "1"),
+            ("max_connections", "0"),
+            ("grace_period", "0"),
+        ] {
+            let err = Config::from_ini_str(&format!("[AsyncAPY]\n{key} = {value}\n"))
+                .expect_err(&format!("{key} = {value} must be refused"));
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("{key}: ")), "{text}");
+            assert!(text.contains(&format!("{value:?}")), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_sections_are_errors() {
+        let err = Config::from_ini_str("[AsyncAPY]\nprot = 1\n").unwrap_err();
+        assert!(err.to_string().contains("unknown key 'prot'"), "{err}");
+        let err = Config::from_ini_str("[Other]\nport = 1\n").unwrap_err();
+        assert!(matches!(err, ConfigError::MissingSection { .. }));
+    }
+
+    #[test]
+    fn level_names_and_numbers() {
+        assert_eq!(LogLevel::parse("warning"), Some(LogLevel::WARNING));
+        assert_eq!(LogLevel::parse("35").map(LogLevel::name), Some("ERROR"));
+        assert_eq!(LogLevel::parse("loud"), None);
+    }
+}

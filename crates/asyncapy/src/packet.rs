@@ -1,0 +1,143 @@
+//! [`Packet`]: one decoded request or reply payload, with its encoding.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use asyncaproto::{Encoding, Map, Value};
+
+/// A payload map with the encoding it arrived in (or will be sent in).
+///
+/// A `Packet` behaves like a read-only map (it derefs to [`Map`]): `get`,
+/// `contains_key`, `iter`, `len`, indexing with `packet["key"]`. Clones are cheap
+/// and share the propagation flag, so a handler that calls
+/// [`Packet::stop_propagation`] stops the packet for every later group.
+///
+/// ```
+/// use asyncapy::Packet;
+/// use asyncaproto::{Encoding, Map};
+///
+/// let mut map = Map::new();
+/// map.insert("test", 1);
+/// let packet = Packet::new(map, Encoding::Json);
+/// assert_eq!(packet["test"].as_i64(), Some(1));
+/// assert_eq!(packet.to_string(), r#"Packet({"test": 1})"#);
+/// ```
+#[derive(Clone)]
+pub struct Packet {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    map: Map,
+    encoding: Encoding,
+    stopped: AtomicBool,
+}
+
+impl Packet {
+    /// A packet of `map` in `encoding`.
+    pub fn new(map: Map, encoding: Encoding) -> Packet {
+        Packet {
+            inner: Arc::new(Inner {
+                map,
+                encoding,
+                stopped: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The payload.
+    pub fn map(&self) -> &Map {
+        &self.inner.map
+    }
+
+    /// The encoding the packet arrived in.
+    pub fn encoding(&self) -> Encoding {
+        self.inner.encoding
+    }
+
+    /// Stops this packet from reaching handlers of later groups (the original's
+    /// `packet.stop_propagation()`; unlike the original it does not close the session).
+    pub fn stop_propagation(&self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Packet::stop_propagation`] was called.
+    pub fn is_propagation_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::Relaxed)
+    }
+
+    /// The payload, taken out without a copy when this is the only handle to it.
+    pub fn into_map(self) -> Map {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner.map,
+            Err(shared) => shared.map.clone(),
+        }
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.inner.map.get(key)
+    }
+}
+
+impl Deref for Packet {
+    type Target = Map;
+
+    fn deref(&self) -> &Map {
+        &self.inner.map
+    }
+}
+
+/// Anything a handler can send as a payload: a [`Packet`], a [`Map`], or a
+/// reference to either.
+pub trait AsPayload {
+    /// The payload map.
+    fn as_payload(&self) -> &Map;
+}
+
+impl AsPayload for Map {
+    fn as_payload(&self) -> &Map {
+        self
+    }
+}
+
+impl AsPayload for Packet {
+    fn as_payload(&self) -> &Map {
+        &self.inner.map
+    }
+}
+
+impl<T: AsPayload + ?Sized> AsPayload for &T {
+    fn as_payload(&self) -> &Map {
+        (**self).as_payload()
+    }
+}
+
+impl From<Map> for Packet {
+    /// A JSON packet of `map`.
+    fn from(map: Map) -> Packet {
+        Packet::new(map, Encoding::Json)
+    }
+}
+
+impl fmt::Display for Packet {
+    /// `Packet({...})` with the payload as JSON, like the original's `str(packet)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut json = Vec::new();
+        Encoding::Json
+            .encode_map(&self.inner.map, &mut json)
+            .map_err(|_| fmt::Error)?;
+        write!(f, "Packet({})", String::from_utf8_lossy(&json))
+    }
+}
+
+impl fmt::Debug for Packet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packet")
+            .field("encoding", &self.inner.encoding)
+            .field("map", &self.inner.map)
+            .finish()
+    }
+}

@@ -1,0 +1,293 @@
+//! The server: configuration in, a bound listener, one task per session, and a
+//! graceful shutdown.
+//!
+//! ```
+//! use asyncapy::{Client, Config, Packet, Server};
+//!
+//! async fn echo(client: Client, packet: Packet) -> Result<(), asyncapy::SendError> {
+//!     client.send(&packet).await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut server = Server::new(Config { port: 0, ..Config::default() });
+//! server.register_handler(echo);
+//! let running = server.bind().await?;
+//! println!("listening on {}", running.local_addr());
+//! running.handle().shutdown();
+//! running.wait().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod connection;
+mod listener;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use asyncaproto::FrameCodec;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError};
+use crate::dispatch::{Dispatcher, Handler};
+use crate::session::Registry;
+
+/// What the session tasks share.
+pub(crate) struct ServerContext {
+    pub(crate) config: Config,
+    pub(crate) codec: FrameCodec,
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) registry: Arc<Registry>,
+    /// Cancelled when the server stops accepting: idle sessions close.
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the grace period is over: every session is dropped.
+    pub(crate) abort: CancellationToken,
+}
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The address does not resolve.
+    #[error("cannot resolve address {addr}: {source}")]
+    Resolve {
+        /// `addr:port` as configured.
+        addr: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// The address cannot be bound (in use, not local, no permission...).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `addr:port` as configured.
+        addr: String,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// No handler was registered: every packet would be refused.
+    #[error("no handler registered")]
+    NoHandlers,
+    /// The async runtime could not be built.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
+    /// The server task panicked or was cancelled.
+    #[error("the server task ended abnormally: {0}")]
+    Task(String),
+}
+
+/// An AsyncAPY server: its configuration and its handlers.
+pub struct Server {
+    config: Config,
+    dispatcher: Dispatcher,
+}
+
+impl Server {
+    /// A server with `config` and no handlers yet.
+    pub fn new(config: Config) -> Server {
+        Server {
+            config,
+            dispatcher: Dispatcher::default(),
+        }
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Registers `handler` in group 0 (the original's `register_handler(handler)`).
+    pub fn register_handler<H: Handler>(&mut self, handler: H) -> &mut Server {
+        self.register_handler_in_group(0, handler)
+    }
+
+    /// Registers `handler` in `group`: groups run in ascending order.
+    pub fn register_handler_in_group<H: Handler>(&mut self, group: i32, handler: H) -> &mut Server {
+        let name = short_type_name::<H>();
+        self.dispatcher.add(group, name, Arc::new(handler));
+        self
+    }
+
+    /// Validates the configuration and binds the listener; the server then
+    /// accepts connections on a task of the current runtime.
+    pub async fn bind(self) -> Result<RunningServer, ServerError> {
+        self.config.validate()?;
+        if self.dispatcher.is_empty() {
+            return Err(ServerError::NoHandlers);
+        }
+        let codec = FrameCodec::new(self.config.frame_config()?);
+        let target = format!("{}:{}", self.config.addr, self.config.port);
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target.as_str())
+            .await
+            .map_err(|source| ServerError::Resolve {
+                addr: target.clone(),
+                source,
+            })?
+            .collect();
+        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
+        let mut bound = None;
+        for addr in addrs {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    bound = Some(listener);
+                    break;
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        let listener = bound.ok_or(ServerError::Bind {
+            addr: target.clone(),
+            source: last_error,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: target,
+            source,
+        })?;
+        let registry = Arc::new(Registry::new(self.config.session_limit));
+        let ctx = Arc::new(ServerContext {
+            codec,
+            dispatcher: self.dispatcher,
+            registry: registry.clone(),
+            shutdown: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            config: self.config,
+        });
+        let handle = ServerHandle {
+            shutdown: ctx.shutdown.clone(),
+            registry,
+        };
+        let tracker = TaskTracker::new();
+        tracing::info!("Serving on {local_addr}");
+        let task = tokio::spawn(listener::run(listener, ctx, tracker));
+        Ok(RunningServer {
+            local_addr,
+            handle,
+            task,
+        })
+    }
+
+    /// Runs the server until SIGINT or SIGTERM (the original's `start()`): builds
+    /// a runtime with `workers` threads, binds, serves, and shuts down gracefully.
+    pub fn start(self) -> Result<(), ServerError> {
+        let runtime = runtime(self.config.workers).map_err(ServerError::Runtime)?;
+        runtime.block_on(async move {
+            let running = self.bind().await?;
+            running.run_until_signal().await
+        })
+    }
+}
+
+/// A tokio runtime with `workers` worker threads: one per core when 0, a
+/// single-threaded runtime when 1.
+pub fn runtime(workers: usize) -> io::Result<tokio::runtime::Runtime> {
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if workers > 1 {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build()
+}
+
+/// A bound, serving server.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    handle: ServerHandle,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The address the listener is bound to (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle to stop the server or inspect it from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Waits until the server has shut down (after [`ServerHandle::shutdown`]).
+    pub async fn wait(self) -> Result<(), ServerError> {
+        self.task
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> Result<(), ServerError> {
+        let handle = self.handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("Signal received, shutting down");
+            handle.shutdown();
+        });
+        self.wait().await
+    }
+}
+
+/// Stops a running server, from any task or thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shutdown: CancellationToken,
+    registry: Arc<Registry>,
+}
+
+impl ServerHandle {
+    /// Starts a graceful shutdown: stop accepting, let in-flight packets finish
+    /// within the grace period, close every session.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Whether a shutdown was started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// How many sessions are live right now.
+    pub fn session_count(&self) -> usize {
+        self.registry.len()
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn short_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    // "crate::module::echo" -> "echo"; closures keep their readable tail.
+    let trimmed = full.split('<').next().unwrap_or(full);
+    trimmed
+        .rsplit("::")
+        .find(|part| !part.starts_with('{'))
+        .unwrap_or(trimmed)
+        .to_owned()
+}

@@ -1,0 +1,331 @@
+//! Sessions: one per connection. [`Client`] is the handle a handler receives
+//! (the original's `asyncapy.core.Client`), [`Session`] the session it belongs to,
+//! and the registry keeps every live session by client IP.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use asyncaproto::{Encoding, FrameCodec, FrameError, Map};
+use bytes::BytesMut;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::packet::AsPayload;
+
+const NO_ENCODING: u8 = u8::MAX;
+
+/// The state of one session, shared by its connection task and every handle.
+pub(crate) struct SessionState {
+    id: Uuid,
+    peer: SocketAddr,
+    started: SystemTime,
+    codec: FrameCodec,
+    encoding: AtomicU8,
+    /// Frames waiting to be written; the connection task drains it.
+    outbox: Mutex<BytesMut>,
+    closing: AtomicBool,
+    close_signal: Notify,
+    registry: Arc<Registry>,
+}
+
+impl SessionState {
+    pub(crate) fn new(peer: SocketAddr, codec: FrameCodec, registry: Arc<Registry>) -> Self {
+        SessionState {
+            id: Uuid::new_v4(),
+            peer,
+            started: SystemTime::now(),
+            codec,
+            encoding: AtomicU8::new(NO_ENCODING),
+            outbox: Mutex::new(BytesMut::new()),
+            closing: AtomicBool::new(false),
+            close_signal: Notify::new(),
+            registry,
+        }
+    }
+
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The session's encoding, once its first packet has set it.
+    pub(crate) fn encoding(&self) -> Option<Encoding> {
+        Encoding::from_byte(self.encoding.load(Ordering::Relaxed))
+    }
+
+    /// Fixes the session's encoding to `encoding` unless a packet already did;
+    /// returns the session's encoding.
+    pub(crate) fn settle_encoding(&self, encoding: Encoding) -> Encoding {
+        match self.encoding.compare_exchange(
+            NO_ENCODING,
+            encoding.as_byte(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => encoding,
+            Err(current) => Encoding::from_byte(current).unwrap_or(encoding),
+        }
+    }
+
+    pub(crate) fn outbox(&self) -> MutexGuard<'_, BytesMut> {
+        // A panic while holding this lock (in a handler's send) leaves at worst a
+        // partly written frame; the session is closed after a panic anyway.
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.close_signal.notify_one();
+    }
+
+    pub(crate) async fn closed(&self) {
+        if self.is_closing() {
+            return;
+        }
+        self.close_signal.notified().await;
+    }
+
+    fn send_map(&self, map: &Map, close: bool) -> Result<(), SendError> {
+        if self.is_closing() {
+            return Err(SendError::Closed);
+        }
+        let encoding = self.encoding().unwrap_or_default();
+        self.codec.write_frame(encoding, map, &mut self.outbox())?;
+        if close {
+            self.close();
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Client::send`] did not queue a packet.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The session is closed or closing.
+    #[error("the session is closed")]
+    Closed,
+    /// The packet cannot be framed (e.g. too long for the configured Content-Length size).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+/// The client of a session, as a handler sees it (the original's
+/// `asyncapy.core.Client`, not the connecting client of `asyncapy.client`).
+///
+/// Cloning is cheap; every clone refers to the same session.
+#[derive(Clone)]
+pub struct Client {
+    state: Arc<SessionState>,
+}
+
+impl Client {
+    pub(crate) fn new(state: Arc<SessionState>) -> Client {
+        Client { state }
+    }
+
+    /// The client's address (IP and port) as the server's socket sees it.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.state.peer
+    }
+
+    /// The client's IP address.
+    pub fn ip(&self) -> IpAddr {
+        self.state.peer.ip()
+    }
+
+    /// The session this client is talking in.
+    pub fn session(&self) -> Session {
+        Session {
+            state: self.state.clone(),
+        }
+    }
+
+    /// The session's encoding: replies are written in it.
+    pub fn encoding(&self) -> Encoding {
+        self.state.encoding().unwrap_or_default()
+    }
+
+    /// Sends `packet` to the client in the session's encoding.
+    ///
+    /// The packet is queued and written when the handler returns (or sooner if
+    /// the server flushes), in order with every other reply of the session.
+    pub async fn send(&self, packet: impl AsPayload) -> Result<(), SendError> {
+        self.state.send_map(packet.as_payload(), false)
+    }
+
+    /// Sends `packet`, then closes the session (the original's `send(packet, close=True)`).
+    pub async fn send_and_close(&self, packet: impl AsPayload) -> Result<(), SendError> {
+        self.state.send_map(packet.as_payload(), true)
+    }
+
+    /// Closes the session once what was sent so far is written.
+    pub async fn close(&self) {
+        self.state.close();
+    }
+
+    /// Whether the session is closed or closing.
+    pub fn is_closed(&self) -> bool {
+        self.state.is_closing()
+    }
+
+    /// Every live session of this client's IP address, this one included.
+    pub fn get_sessions(&self) -> Vec<Session> {
+        self.state.registry.sessions_of(self.ip())
+    }
+}
+
+impl fmt::Display for Client {
+    /// `Client(IP)`, like the original.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Client({})", self.state.peer.ip())
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.state.peer)
+            .field("session", &self.state.id)
+            .finish()
+    }
+}
+
+/// A client session: one connection, from accept to close.
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<SessionState>,
+}
+
+impl Session {
+    /// The session's id, a random UUID (v4).
+    pub fn id(&self) -> Uuid {
+        self.state.id
+    }
+
+    /// When the session started.
+    pub fn started(&self) -> SystemTime {
+        self.state.started
+    }
+
+    /// The client of this session.
+    pub fn client(&self) -> Client {
+        Client::new(self.state.clone())
+    }
+
+    /// Closes the session, from any task (another session's handler included).
+    pub fn close(&self) {
+        self.state.close();
+    }
+
+    /// Whether the session is closed or closing.
+    pub fn is_closed(&self) -> bool {
+        self.state.is_closing()
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Session) -> bool {
+        self.state.id == other.state.id
+    }
+}
+
+impl Eq for Session {}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.state.id)
+            .field("peer", &self.state.peer)
+            .finish()
+    }
+}
+
+/// Every live session, by client IP; it enforces the per-IP `session_limit`.
+#[derive(Default)]
+pub(crate) struct Registry {
+    limit: usize,
+    by_ip: Mutex<HashMap<IpAddr, Vec<Arc<SessionState>>>>,
+}
+
+/// A client IP already holds the most sessions it may.
+#[derive(Debug)]
+pub(crate) struct LimitReached;
+
+impl Registry {
+    pub(crate) fn new(limit: usize) -> Registry {
+        Registry {
+            limit,
+            by_ip: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, Vec<Arc<SessionState>>>> {
+        self.by_ip.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a session; the returned guard removes it when dropped, however the
+    /// session ends (return, error, panic or cancellation).
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        state: Arc<SessionState>,
+    ) -> Result<RegistryGuard, LimitReached> {
+        let ip = state.peer.ip();
+        let mut by_ip = self.lock();
+        let sessions = by_ip.entry(ip).or_default();
+        if self.limit != 0 && sessions.len() >= self.limit {
+            if sessions.is_empty() {
+                by_ip.remove(&ip);
+            }
+            return Err(LimitReached);
+        }
+        sessions.push(state.clone());
+        Ok(RegistryGuard {
+            registry: self.clone(),
+            state,
+        })
+    }
+
+    pub(crate) fn sessions_of(&self, ip: IpAddr) -> Vec<Session> {
+        self.lock()
+            .get(&ip)
+            .map(|list| {
+                list.iter()
+                    .map(|state| Session {
+                        state: state.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many sessions are live.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+}
+
+/// Removes its session from the registry when dropped.
+pub(crate) struct RegistryGuard {
+    registry: Arc<Registry>,
+    state: Arc<SessionState>,
+}
+
+impl Drop for RegistryGuard {
+    fn drop(&mut self) {
+        let ip = self.state.peer.ip();
+        let mut by_ip = self.registry.lock();
+        if let Some(list) = by_ip.get_mut(&ip) {
+            list.retain(|s| !Arc::ptr_eq(s, &self.state));
+            if list.is_empty() {
+                by_ip.remove(&ip);
+            }
+        }
+    }
+}
