@@ -172,7 +172,9 @@ mod tests {
                 assert_eq!(ErrorCode::from_map(&map), Some(code));
                 // Our own encoder writes the same bytes.
                 let mut again = Vec::new();
-                encoding.encode_map(&code.to_map(), &mut again).expect("encodes");
+                encoding
+                    .encode_map(&code.to_map(), &mut again)
+                    .expect("encodes");
                 assert_eq!(again, out, "{code} in {encoding}");
             }
         }
