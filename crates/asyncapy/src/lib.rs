@@ -1,6 +1,42 @@
 //! # AsyncAPY for Rust
 //!
-//! Serve asynchronous API endpoints over AsyncAProto. TODO: the guide.
+//! Serve asynchronous API endpoints over AsyncAProto: register async handlers,
+//! start a server, and every packet a client sends reaches them, decoded from
+//! JSON or ZiProto into a [`Packet`].
+//!
+//! ```no_run
+//! use asyncapy::{Client, Config, Packet, SendError, Server};
+//!
+//! async fn echo_server(client: Client, packet: Packet) -> Result<(), SendError> {
+//!     println!("Hello world from {client}!");
+//!     println!("Echoing back {packet}...");
+//!     client.send(&packet).await
+//! }
+//!
+//! fn main() -> Result<(), asyncapy::ServerError> {
+//!     let mut server = Server::new(Config { port: 1500, ..Config::default() });
+//!     server.register_handler(echo_server);
+//!     server.start()
+//! }
+//! ```
+//!
+//! ## From Python AsyncAPY
+//!
+//! | Python (`asyncapy` 0.5) | Rust |
+//! |---|---|
+//! | `Server(addr=..., port=..., ...)` | [`Server::new`]`(`[`Config`]` { .. })` |
+//! | `Server(config="config.ini")` | [`Config::from_ini_file`] |
+//! | `server.register_handler(fn)` | [`Server::register_handler`] |
+//! | `register_handler(fn, group=-1)` | [`Server::register_handler_in_group`] |
+//! | `server.start()` | [`Server::start`] (blocking) or [`Server::bind`] (async) |
+//! | `asyncapy.core.Client` (in handlers) | [`Client`] |
+//! | `client.send(packet, close=True)` | [`Client::send_and_close`] |
+//! | `client.get_sessions()` | [`Client::get_sessions`] |
+//! | `asyncapy.core.Packet` | [`Packet`] (derefs to a [`Map`](asyncaproto::Map)) |
+//! | `packet.stop_propagation()` | [`Packet::stop_propagation`] |
+//! | `asyncapy.core.Session` | [`Session`] |
+//!
+//! The wire format itself lives in the [`asyncaproto`] crate, re-exported here.
 
 pub mod config;
 pub mod dispatch;
