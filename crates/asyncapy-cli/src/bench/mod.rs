@@ -1,10 +1,344 @@
-//! `asyncapy bench`.
+//! `asyncapy bench`: a load generator for any AsyncAProto server.
+//!
+//! It opens `--connections` connection slots, each keeping `--pipeline`
+//! requests outstanding (or, with `--mode per-request`, opening a connection
+//! per request), for `--duration` or until `--requests` have been sent. Every
+//! reply is verified against the request (an echo server is assumed), timed,
+//! and counted; the report gives throughput, latency percentiles and errors by
+//! kind, and the exit status is non-zero when any error occurred.
+//!
+//! Modules: [`payload`] builds the one request, [`driver`] runs a connection
+//! slot, [`verify`] judges replies, [`stats`] gathers figures, [`report`]
+//! prints them.
+
+mod driver;
+mod duration;
+mod payload;
+mod report;
+mod stats;
+mod verify;
+
+use std::io::IsTerminal as _;
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use asyncaproto::{ByteOrder, Encoding, FrameCodec, FrameConfig};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::time::Instant;
+
+use driver::{Driver, Mode, Schedule, Shared, Stop, Target, Workload};
+use duration::parse_duration;
+use payload::Request;
+use report::{Report, Settings};
+use stats::{latency_histogram, ConnStats, Progress};
+
+/// The default length of a timed run.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// The default warm-up of a timed run (a counted run has none by default).
+const DEFAULT_WARMUP: Duration = Duration::from_secs(1);
+
+/// How often the progress display refreshes.
+const PROGRESS_TICK: Duration = Duration::from_millis(250);
+
+/// How connections are used, on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ModeArg {
+    /// Keep each connection open and send request after request on it.
+    Persistent,
+    /// One TCP connection per request: connect, send, read the reply, close
+    /// (what the original AsyncAPY server forces on its clients).
+    PerRequest,
+}
 
 /// Options of `asyncapy bench`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct BenchArgs {}
+pub(crate) struct BenchArgs {
+    /// The server's host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
 
-/// Runs the load test and prints the report.
-pub(crate) fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+    /// The server's port.
+    #[arg(long, default_value_t = 8081)]
+    port: u16,
+
+    /// Concurrent connections.
+    #[arg(short = 'c', long, default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    connections: u32,
+
+    /// How long to measure, e.g. 10s, 500ms, 2m [default: 10s].
+    #[arg(short = 'd', long, value_parser = parse_duration, conflicts_with = "requests")]
+    duration: Option<Duration>,
+
+    /// Send this many requests in all instead of running for a duration.
+    #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
+    requests: Option<u64>,
+
+    /// Requests kept outstanding on each connection.
+    #[arg(short = 'p', long, default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pipeline: u32,
+
+    /// Size in bytes of each encoded payload: a map {"data": "xxx…"} padded to
+    /// exactly this size in the chosen encoding.
+    #[arg(long, default_value_t = 64)]
+    payload_size: usize,
+
+    /// Payload encoding: json or ziproto.
+    #[arg(short = 'e', long, default_value = "json")]
+    encoding: Encoding,
+
+    /// Size of the Content-Length field, 1 to 8 bytes.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=8))]
+    header_size: u8,
+
+    /// Byte order of the Content-Length field: big or little.
+    #[arg(long, default_value = "big")]
+    byteorder: ByteOrder,
+
+    /// Whether connections are kept open or opened per request.
+    #[arg(long, value_enum, default_value_t = ModeArg::Persistent)]
+    mode: ModeArg,
+
+    /// Load before measuring, not counted in the figures (errors still count)
+    /// [default: 1s with --duration, 0 with --requests].
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+
+    /// No live progress display (it is also off when stderr is not a terminal).
+    #[arg(long)]
+    no_progress: bool,
+
+    /// Runtime worker threads [default: the available parallelism]; 1 runs
+    /// everything on the calling thread.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+
+    /// The longest wait to establish a connection.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+
+    /// The longest wait for the next reply while requests are outstanding.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+/// Runs the load test and prints the report; fails when any error occurred.
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mode = match args.mode {
+        ModeArg::Persistent => Mode::Persistent,
+        ModeArg::PerRequest => Mode::PerRequest,
+    };
+    if mode == Mode::PerRequest && args.pipeline > 1 {
+        bail!("--mode per-request sends one request per connection: --pipeline must be 1");
+    }
+    if args.timeout.is_zero() || args.connect_timeout.is_zero() {
+        bail!("--timeout and --connect-timeout must be above zero");
+    }
+    let threads = match args.threads {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let addr = resolve(&args.host, args.port)?;
+
+    let max_packet =
+        (args.payload_size as u64 + 2).max(asyncaproto::frame::DEFAULT_MAX_PACKET_SIZE);
+    let config = FrameConfig::new(args.header_size, args.byteorder, max_packet)?;
+    let codec = FrameCodec::new(config);
+    let request = Request::build(&codec, args.encoding, args.payload_size)?;
+    let workload = Workload::new(codec, request, args.pipeline as usize, mode);
+    let target = Target {
+        addr,
+        connect_timeout: args.connect_timeout,
+        reply_timeout: args.timeout,
+    };
+    let warmup = args.warmup.unwrap_or(if args.requests.is_some() {
+        Duration::ZERO
+    } else {
+        DEFAULT_WARMUP
+    });
+    let histogram = latency_histogram(args.timeout + args.connect_timeout)?;
+    let settings = Settings {
+        target: addr.to_string(),
+        mode: match mode {
+            Mode::Persistent => "persistent",
+            Mode::PerRequest => "per-request",
+        },
+        encoding: args.encoding.as_str(),
+        connections: args.connections as usize,
+        pipeline: workload.pipeline,
+        payload_size: args.payload_size,
+        header_size: args.header_size,
+        byteorder: args.byteorder.as_str(),
+        threads,
+        warmup_secs: warmup.as_secs_f64(),
+    };
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the runtime")?;
+
+    let plan = Plan {
+        target,
+        workload,
+        warmup,
+        duration: args.duration,
+        requests: args.requests,
+        connections: args.connections as usize,
+        empty: ConnStats::new(histogram),
+        show_progress,
+    };
+    let (stats, elapsed) = runtime.block_on(plan.execute());
+    let report = Report::new(settings, &stats, elapsed);
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    let errors = report.errors.total;
+    if errors > 0 {
+        bail!(
+            "{errors} error{} occurred during the run (see the report)",
+            if errors == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// Resolves `host:port` to its first address.
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}:{port}"))?
+        .next()
+        .with_context(|| format!("{host}:{port} resolves to no address"))
+}
+
+/// Everything a run needs, inside the runtime.
+struct Plan {
+    target: Target,
+    workload: Workload,
+    warmup: Duration,
+    duration: Option<Duration>,
+    requests: Option<u64>,
+    connections: usize,
+    /// Empty figures, cloned for every connection slot.
+    empty: ConnStats,
+    show_progress: bool,
+}
+
+impl Plan {
+    /// Runs every connection slot to the end: the merged figures and the
+    /// measured time.
+    async fn execute(self) -> (ConnStats, Duration) {
+        let start = Instant::now();
+        let warmup_end = start + self.warmup;
+        let stop = match self.requests {
+            Some(n) => Stop::AfterRequests(AtomicU64::new(n)),
+            None => Stop::At(warmup_end + self.duration.unwrap_or(DEFAULT_DURATION)),
+        };
+        let bar = self.progress_bar();
+        let shared = Arc::new(Shared {
+            target: self.target,
+            workload: self.workload,
+            schedule: Schedule { warmup_end, stop },
+            progress: Progress::default(),
+        });
+        let mut slots = tokio::task::JoinSet::new();
+        for _ in 0..self.connections {
+            let driver = Driver::new(Arc::clone(&shared), self.empty.clone());
+            slots.spawn(driver.run());
+        }
+
+        let mut merged = self.empty;
+        let mut ticker = tokio::time::interval(PROGRESS_TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = (start, 0u64);
+        loop {
+            tokio::select! {
+                joined = slots.join_next() => match joined {
+                    Some(Ok(stats)) => merged.merge(&stats),
+                    // A panicking slot is a bug; its figures are lost, the rest stand.
+                    Some(Err(e)) => eprintln!("a connection slot failed: {e}"),
+                    None => break,
+                },
+                _ = ticker.tick(), if !bar.is_hidden() => {
+                    last = update_bar(&bar, &shared, start, warmup_end, last);
+                }
+            }
+        }
+        bar.finish_and_clear();
+
+        let end = merged.finished.unwrap_or_else(Instant::now);
+        let end = match shared.schedule.stop {
+            Stop::At(stop) => end.min(stop),
+            Stop::AfterRequests(_) => end,
+        };
+        (merged, end.saturating_duration_since(warmup_end))
+    }
+
+    fn progress_bar(&self) -> ProgressBar {
+        if !self.show_progress {
+            return ProgressBar::hidden();
+        }
+        let (len, template) = match (self.requests, self.duration) {
+            (Some(n), _) => (n, "{elapsed:>4} [{bar:30}] {pos}/{len} {msg}"),
+            (None, duration) => {
+                let total = self.warmup + duration.unwrap_or(DEFAULT_DURATION);
+                (
+                    u64::try_from(total.as_millis()).unwrap_or(u64::MAX),
+                    "{elapsed:>4} [{bar:30}] {msg}",
+                )
+            }
+        };
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(style)
+    }
+}
+
+/// Refreshes the display; returns the new (time, requests) reference point.
+fn update_bar(
+    bar: &ProgressBar,
+    shared: &Shared,
+    start: Instant,
+    warmup_end: Instant,
+    (last_time, last_requests): (Instant, u64),
+) -> (Instant, u64) {
+    let now = Instant::now();
+    let (requests, errors) = shared.progress.snapshot();
+    let dt = now.saturating_duration_since(last_time).as_secs_f64();
+    let rate = if dt > 0.0 {
+        (requests - last_requests.min(requests)) as f64 / dt
+    } else {
+        0.0
+    };
+    match shared.schedule.stop {
+        Stop::At(_) => {
+            let elapsed = now.saturating_duration_since(start);
+            bar.set_position(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+        }
+        Stop::AfterRequests(_) => bar.set_position(requests),
+    }
+    let phase = if now < warmup_end { "warming up, " } else { "" };
+    bar.set_message(format!("{phase}{rate:.0} req/s, {errors} errors"));
+    (now, requests)
 }

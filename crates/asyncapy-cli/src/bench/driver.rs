@@ -1,0 +1,674 @@
+//! One connection slot's load loop: connect, keep `pipeline` requests
+//! outstanding, verify and time every reply, reconnect after errors.
+//!
+//! The driver knows nothing of the command line or the report: it gets a
+//! [`Target`] (where and how long to wait), a [`Workload`] (what to send and how
+//! to judge replies) and a [`Schedule`] (when to stop), and it hands back the
+//! [`ConnStats`] it gathered. That is the interface a shared client library can
+//! take over later.
+//!
+//! The hot path (persistent mode) is written for a load generator that runs on
+//! one core against a fast server:
+//!
+//! - the request frame is encoded once; a refill of `k` requests is the last
+//!   `k` frames of a pre-built buffer of `pipeline` copies, written with one
+//!   `write` call (a partly written refill is still a suffix of that buffer);
+//! - replies are read into a 64 KiB buffer and every complete frame in it is
+//!   parsed with [`asyncaproto::FrameCodec::check_head`] and checked in place,
+//!   without allocating;
+//! - one `Instant` is taken per write batch and one per read: every request of a
+//!   batch shares its send time, every reply of a read its arrival time;
+//! - the reply timeout is one pinned timer per connection, moved only when it
+//!   fires (progress just records the time of the last reply);
+//! - the only shared writes are a counter bump per read batch (for the progress
+//!   display) and, with `-n`, one atomic claim per refill.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use asyncaproto::FrameCodec;
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::payload::Request;
+use super::stats::{ConnStats, ErrorKind, Progress};
+use super::verify::{Outcome, Verifier};
+
+/// The size of one read: large, so that many pipelined replies come in one call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Below this much free room, the read buffer is topped up to [`READ_CHUNK`].
+const MIN_READ_ROOM: usize = 16 * 1024;
+
+/// The pause after a failed connection attempt, so that a server that is down
+/// does not turn the load generator into a busy loop.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How far "never" is, for deadlines that do not apply.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How a connection slot uses its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One connection carries requests until an error or the end of the run.
+    Persistent,
+    /// Connect, send one request, read its reply, close; again.
+    PerRequest,
+}
+
+/// Where to connect, and how long to wait.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    /// The server's address.
+    pub(crate) addr: SocketAddr,
+    /// The longest wait for a connection to be established.
+    pub(crate) connect_timeout: Duration,
+    /// The longest wait for the next reply while requests are outstanding.
+    pub(crate) reply_timeout: Duration,
+}
+
+/// What to send, and how to judge what comes back.
+#[derive(Debug)]
+pub(crate) struct Workload {
+    /// Frames replies (the head layout both sides agreed on).
+    pub(crate) codec: FrameCodec,
+    /// The one request, pre-encoded.
+    pub(crate) request: Request,
+    /// `pipeline` copies of the request frame, back to back.
+    pub(crate) refill: Bytes,
+    /// Requests kept outstanding per connection.
+    pub(crate) pipeline: usize,
+    /// Judges replies against the request.
+    pub(crate) verifier: Verifier,
+    /// Persistent connections or one connection per request.
+    pub(crate) mode: Mode,
+}
+
+impl Workload {
+    /// The workload of sending `request` with `pipeline` requests outstanding.
+    pub(crate) fn new(codec: FrameCodec, request: Request, pipeline: usize, mode: Mode) -> Self {
+        let pipeline = pipeline.max(1);
+        Workload {
+            codec,
+            refill: request.repeated(pipeline),
+            verifier: Verifier::new(&request, codec.config().head_len()),
+            request,
+            pipeline,
+            mode,
+        }
+    }
+}
+
+/// When a run stops.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// At this instant (`--duration`).
+    At(Instant),
+    /// Once this many more requests have been sent (`--requests`), counted down.
+    AfterRequests(AtomicU64),
+}
+
+/// The phases of a run, shared by every connection slot.
+#[derive(Debug)]
+pub(crate) struct Schedule {
+    /// Requests sent before this instant are not measured.
+    pub(crate) warmup_end: Instant,
+    /// When the run stops.
+    pub(crate) stop: Stop,
+}
+
+/// Permission to send `granted` more requests.
+#[derive(Clone, Copy, Debug)]
+struct Claim {
+    granted: usize,
+    measured: bool,
+}
+
+impl Schedule {
+    /// Asks to send `want` more requests at `now`.
+    fn claim(&self, now: Instant, want: usize) -> Claim {
+        let measured = now >= self.warmup_end;
+        let granted = match &self.stop {
+            Stop::At(end) => {
+                if now >= *end {
+                    0
+                } else {
+                    want
+                }
+            }
+            Stop::AfterRequests(_) if !measured => want,
+            Stop::AfterRequests(left) => {
+                let want64 = want as u64;
+                match left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n > 0).then(|| n.saturating_sub(want64))
+                }) {
+                    Ok(before) => before.min(want64) as usize,
+                    Err(_) => 0,
+                }
+            }
+        };
+        Claim { granted, measured }
+    }
+
+    /// The end of a timed run.
+    fn stop_at(&self) -> Option<Instant> {
+        match self.stop {
+            Stop::At(end) => Some(end),
+            Stop::AfterRequests(_) => None,
+        }
+    }
+
+    /// Whether a timed run is over at `now`.
+    fn time_is_up(&self, now: Instant) -> bool {
+        self.stop_at().is_some_and(|end| now >= end)
+    }
+}
+
+/// Everything a connection slot shares with the others.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Where to connect.
+    pub(crate) target: Target,
+    /// What to send.
+    pub(crate) workload: Workload,
+    /// When to stop.
+    pub(crate) schedule: Schedule,
+    /// Live counters for the progress display.
+    pub(crate) progress: Progress,
+}
+
+/// How a persistent session ended.
+enum SessionEnd {
+    /// The run is over for this slot.
+    Done,
+    /// The connection is unusable; open another one if the run goes on.
+    Reconnect,
+}
+
+/// What woke a persistent session up.
+enum Event {
+    /// This many bytes were read.
+    Read(usize),
+    /// A stuck refill can go on.
+    Writable,
+    /// The reply timer went off (timeout, or the end of a timed run).
+    Timer,
+    /// The connection failed.
+    Failed(ErrorKind),
+}
+
+/// A group of requests written together: they share their send time.
+#[derive(Clone, Copy, Debug)]
+struct Batch {
+    sent: Instant,
+    count: usize,
+    measured: bool,
+}
+
+/// The requests in flight on one connection, oldest first (replies come in order).
+#[derive(Debug, Default)]
+struct InFlight {
+    batches: VecDeque<Batch>,
+    requests: usize,
+}
+
+impl InFlight {
+    fn push(&mut self, sent: Instant, claim: Claim) {
+        if claim.granted > 0 {
+            self.batches.push_back(Batch {
+                sent,
+                count: claim.granted,
+                measured: claim.measured,
+            });
+            self.requests += claim.granted;
+        }
+    }
+
+    /// Retires the oldest request: its send time and whether it is measured.
+    fn pop(&mut self) -> Option<(Instant, bool)> {
+        let front = self.batches.front_mut()?;
+        let answer = (front.sent, front.measured);
+        front.count -= 1;
+        if front.count == 0 {
+            self.batches.pop_front();
+        }
+        self.requests -= 1;
+        Some(answer)
+    }
+
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.requests = 0;
+    }
+}
+
+/// One connection slot: its own buffers and figures.
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    stats: ConnStats,
+    read_buf: BytesMut,
+    in_flight: InFlight,
+}
+
+impl Driver {
+    /// A slot that will report into `stats`.
+    pub(crate) fn new(shared: Arc<Shared>, stats: ConnStats) -> Self {
+        let pipeline = shared.workload.pipeline;
+        Driver {
+            shared,
+            stats,
+            read_buf: BytesMut::new(),
+            in_flight: InFlight {
+                batches: VecDeque::with_capacity(pipeline),
+                requests: 0,
+            },
+        }
+    }
+
+    /// Runs the slot until the schedule says stop, and returns its figures.
+    pub(crate) async fn run(mut self) -> ConnStats {
+        match self.shared.workload.mode {
+            Mode::Persistent => self.persistent().await,
+            Mode::PerRequest => self.per_request().await,
+        }
+        self.stats.finished = Some(Instant::now());
+        self.stats
+    }
+
+    fn error(&mut self, kind: ErrorKind) {
+        self.stats.errors.add(kind);
+        self.shared.progress.add_error();
+    }
+
+    /// Connects, bounded by the connect timeout and by the end of a timed run.
+    /// `Ok(None)` means the run ended while connecting.
+    async fn connect(&mut self) -> Option<TcpStream> {
+        let target = &self.shared.target;
+        let deadline = Instant::now() + target.connect_timeout;
+        let stop = self.shared.schedule.stop_at().unwrap_or(deadline);
+        let kind = match tokio::time::timeout_at(
+            deadline.min(stop),
+            TcpStream::connect(target.addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => {
+                // Every write is a whole batch: never hold one back.
+                let _ = stream.set_nodelay(true);
+                return Some(stream);
+            }
+            Err(_) if Instant::now() >= stop => return None,
+            Err(_) => ErrorKind::ConnectTimeout,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+            Ok(Err(_)) => ErrorKind::ConnectError,
+        };
+        self.error(kind);
+        let pause = (Instant::now() + CONNECT_BACKOFF).min(stop);
+        tokio::time::sleep_until(pause).await;
+        None
+    }
+
+    async fn persistent(&mut self) {
+        let pipeline = self.shared.workload.pipeline;
+        loop {
+            let claim = self.shared.schedule.claim(Instant::now(), pipeline);
+            if claim.granted == 0 {
+                return;
+            }
+            let Some(stream) = self.connect().await else {
+                continue;
+            };
+            match self.session(stream, claim).await {
+                SessionEnd::Done => return,
+                SessionEnd::Reconnect => {}
+            }
+        }
+    }
+
+    /// Drives one connection, starting with `first` requests, until the run
+    /// ends or the connection fails.
+    async fn session(&mut self, mut stream: TcpStream, first: Claim) -> SessionEnd {
+        let shared = Arc::clone(&self.shared);
+        let workload = &shared.workload;
+        let schedule = &shared.schedule;
+        let codec = &workload.codec;
+        let refill = &workload.refill[..];
+        let frame_len = workload.request.frame.len();
+        let reply_timeout = shared.target.reply_timeout;
+
+        self.in_flight.clear();
+        self.read_buf.clear();
+        let now = Instant::now();
+        let mut measuring = now >= schedule.warmup_end;
+        let mut pending_write = first.granted * frame_len;
+        self.in_flight.push(now, first);
+        let mut last_reply = now;
+        let next_deadline = |last_reply: Instant| {
+            let timeout = last_reply
+                .checked_add(reply_timeout)
+                .unwrap_or_else(|| last_reply + FAR_FUTURE);
+            schedule.stop_at().map_or(timeout, |end| end.min(timeout))
+        };
+        let timer = tokio::time::sleep_until(next_deadline(last_reply));
+        tokio::pin!(timer);
+        let (mut reader, writer) = stream.split();
+        let stream = writer.as_ref();
+
+        loop {
+            // Write what is pending, for as long as the socket takes it.
+            while pending_write > 0 {
+                let rest = &refill[refill.len() - pending_write..];
+                match stream.try_write(rest) {
+                    Ok(0) => {
+                        self.error(ErrorKind::Closed);
+                        return SessionEnd::Reconnect;
+                    }
+                    Ok(n) => {
+                        pending_write -= n;
+                        if measuring {
+                            self.stats.bytes_sent += n as u64;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.error(ErrorKind::Reset);
+                        return SessionEnd::Reconnect;
+                    }
+                }
+            }
+            if self.in_flight.requests == 0 {
+                return SessionEnd::Done;
+            }
+
+            // Wait for replies (and for room to write, if a refill is stuck).
+            // `read_buf` through `AsyncRead` (unlike `try_read_buf`) forgets the
+            // socket's readiness after a short read, which saves the extra
+            // `read` that would only answer "would block".
+            if self.read_buf.capacity() - self.read_buf.len() < MIN_READ_ROOM {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            let event = tokio::select! {
+                biased;
+                read = reader.read_buf(&mut self.read_buf) => match read {
+                    Ok(0) => Event::Failed(ErrorKind::Closed),
+                    Ok(n) => Event::Read(n),
+                    Err(_) => Event::Failed(ErrorKind::Reset),
+                },
+                writable = stream.writable(), if pending_write > 0 => match writable {
+                    Ok(()) => Event::Writable,
+                    Err(_) => Event::Failed(ErrorKind::Reset),
+                },
+                () = &mut timer => Event::Timer,
+            };
+            let read = match event {
+                Event::Read(n) => n,
+                Event::Writable => continue,
+                Event::Failed(kind) => {
+                    self.error(kind);
+                    return SessionEnd::Reconnect;
+                }
+                Event::Timer => {
+                    let now = Instant::now();
+                    if schedule.time_is_up(now) {
+                        return SessionEnd::Done;
+                    }
+                    if now >= last_reply + reply_timeout {
+                        self.error(ErrorKind::Timeout);
+                        return SessionEnd::Reconnect;
+                    }
+                    timer.as_mut().reset(next_deadline(last_reply));
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            measuring = now >= schedule.warmup_end;
+            if measuring {
+                self.stats.bytes_received += read as u64;
+            }
+
+            // Every complete reply in the buffer, judged in place.
+            let mut parsed = 0;
+            let mut replies = 0;
+            let mut echoes = 0u64;
+            let mut missing = 0;
+            let mut end = None;
+            let mut latency: Option<(Instant, u64)> = None;
+            loop {
+                let rest = &self.read_buf[parsed..];
+                let (encoding, total) = match codec.check_head(rest) {
+                    Ok(Some(head)) => head,
+                    Ok(None) => break,
+                    Err(_) => {
+                        end = Some(ErrorKind::Malformed);
+                        break;
+                    }
+                };
+                if rest.len() < total {
+                    missing = total - rest.len();
+                    break;
+                }
+                let outcome = workload.verifier.check(encoding, &rest[..total]);
+                parsed += total;
+                replies += 1;
+                let Some((sent, measured)) = self.in_flight.pop() else {
+                    // A reply to nothing: the stream is out of step with us.
+                    end = Some(ErrorKind::Mismatch);
+                    break;
+                };
+                match outcome {
+                    Outcome::Echo => {
+                        echoes += 1;
+                        if measured {
+                            // Replies of one batch share a latency: compute it once.
+                            let us = match latency {
+                                Some((batch, us)) if batch == sent => us,
+                                _ => micros(now.saturating_duration_since(sent)),
+                            };
+                            latency = Some((sent, us));
+                            self.stats.latency_us.saturating_record(us);
+                            self.stats.requests += 1;
+                        }
+                    }
+                    Outcome::Mismatch => self.error(ErrorKind::Mismatch),
+                    Outcome::Malformed => {
+                        end = Some(ErrorKind::Malformed);
+                        break;
+                    }
+                    Outcome::Failure(code) => {
+                        // The server closes the session after a failure reply.
+                        self.stats.errors.add_failure(code);
+                        shared.progress.add_error();
+                        self.shared.progress.add_requests(echoes);
+                        return SessionEnd::Reconnect;
+                    }
+                }
+            }
+            shared.progress.add_requests(echoes);
+            if let Some(kind) = end {
+                self.error(kind);
+                return SessionEnd::Reconnect;
+            }
+            self.read_buf.advance(parsed);
+            if missing > 0 {
+                self.read_buf.reserve(missing);
+            }
+            if replies > 0 {
+                last_reply = now;
+            }
+
+            // Refill what was answered.
+            if schedule.time_is_up(now) {
+                return SessionEnd::Done;
+            }
+            let claim = schedule.claim(now, replies);
+            pending_write += claim.granted * frame_len;
+            self.in_flight.push(now, claim);
+        }
+    }
+
+    async fn per_request(&mut self) {
+        let shared = Arc::clone(&self.shared);
+        let workload = &shared.workload;
+        let schedule = &shared.schedule;
+        loop {
+            let start = Instant::now();
+            let claim = schedule.claim(start, 1);
+            if claim.granted == 0 {
+                return;
+            }
+            let Some(mut stream) = self.connect().await else {
+                if schedule.time_is_up(Instant::now()) {
+                    return;
+                }
+                continue;
+            };
+            let deadline = Instant::now() + shared.target.reply_timeout;
+            let deadline = schedule.stop_at().map_or(deadline, |end| end.min(deadline));
+            let exchange = exchange(&mut stream, workload, &mut self.read_buf);
+            let (encoding, total) = match tokio::time::timeout_at(deadline, exchange).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(kind)) => {
+                    self.error(kind);
+                    continue;
+                }
+                Err(_) if schedule.time_is_up(Instant::now()) => return,
+                Err(_) => {
+                    self.error(ErrorKind::Timeout);
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            drop(stream);
+            if claim.measured {
+                self.stats.bytes_sent += workload.request.frame.len() as u64;
+                self.stats.bytes_received += total as u64;
+            }
+            let reply = self.read_buf.get(..total).unwrap_or_default();
+            match workload.verifier.check(encoding, reply) {
+                Outcome::Echo => {
+                    shared.progress.add_requests(1);
+                    if claim.measured {
+                        self.stats.requests += 1;
+                        let latency = micros(now.saturating_duration_since(start));
+                        self.stats.latency_us.saturating_record(latency);
+                    }
+                }
+                Outcome::Mismatch => self.error(ErrorKind::Mismatch),
+                Outcome::Malformed => self.error(ErrorKind::Malformed),
+                Outcome::Failure(code) => {
+                    self.stats.errors.add_failure(code);
+                    shared.progress.add_error();
+                }
+            }
+        }
+    }
+}
+
+/// Sends the request on a fresh connection and reads one whole reply into
+/// `buf`: its encoding and length.
+async fn exchange(
+    stream: &mut TcpStream,
+    workload: &Workload,
+    buf: &mut BytesMut,
+) -> Result<(asyncaproto::Encoding, usize), ErrorKind> {
+    stream
+        .write_all(&workload.request.frame)
+        .await
+        .map_err(|_| ErrorKind::Reset)?;
+    buf.clear();
+    loop {
+        match workload.codec.check_head(buf) {
+            Err(_) => return Err(ErrorKind::Malformed),
+            Ok(Some((encoding, total))) if buf.len() >= total => return Ok((encoding, total)),
+            Ok(Some((_, total))) => buf.reserve(total - buf.len()),
+            Ok(None) => {}
+        }
+        if buf.capacity() - buf.len() < MIN_READ_ROOM {
+            buf.reserve(READ_CHUNK);
+        }
+        match stream.read_buf(buf).await {
+            Ok(0) => return Err(ErrorKind::Closed),
+            Ok(_) => {}
+            Err(_) => return Err(ErrorKind::Reset),
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_claims_never_exceed_the_budget() {
+        let now = Instant::now();
+        let schedule = Schedule {
+            warmup_end: now,
+            stop: Stop::AfterRequests(AtomicU64::new(5)),
+        };
+        assert_eq!(schedule.claim(now, 3).granted, 3);
+        assert_eq!(schedule.claim(now, 3).granted, 2);
+        assert_eq!(schedule.claim(now, 3).granted, 0);
+    }
+
+    #[test]
+    fn warmup_claims_are_free_and_unmeasured() {
+        let now = Instant::now();
+        let schedule = Schedule {
+            warmup_end: now + Duration::from_secs(60),
+            stop: Stop::AfterRequests(AtomicU64::new(1)),
+        };
+        let claim = schedule.claim(now, 4);
+        assert_eq!((claim.granted, claim.measured), (4, false));
+        let later = schedule.claim(now + Duration::from_secs(61), 4);
+        assert_eq!((later.granted, later.measured), (1, true));
+    }
+
+    #[test]
+    fn timed_claims_stop_at_the_end() {
+        let now = Instant::now();
+        let schedule = Schedule {
+            warmup_end: now,
+            stop: Stop::At(now + Duration::from_secs(1)),
+        };
+        assert_eq!(schedule.claim(now, 4).granted, 4);
+        assert_eq!(schedule.claim(now + Duration::from_secs(1), 4).granted, 0);
+        assert!(schedule.time_is_up(now + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn in_flight_pops_in_order() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(1);
+        let mut in_flight = InFlight::default();
+        in_flight.push(
+            t0,
+            Claim {
+                granted: 2,
+                measured: false,
+            },
+        );
+        in_flight.push(
+            t1,
+            Claim {
+                granted: 1,
+                measured: true,
+            },
+        );
+        assert_eq!(in_flight.requests, 3);
+        assert_eq!(in_flight.pop(), Some((t0, false)));
+        assert_eq!(in_flight.pop(), Some((t0, false)));
+        assert_eq!(in_flight.pop(), Some((t1, true)));
+        assert_eq!(in_flight.pop(), None);
+        assert_eq!(in_flight.requests, 0);
+    }
+}

@@ -1,0 +1,221 @@
+//! `asyncapy bench` end to end: the built binary against small servers started
+//! here on 127.0.0.1:0 (a correct echo, a corrupting echo, a server that only
+//! answers failures), checking the `--json` report and the exit status.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::thread;
+
+use asyncaproto::{Encoding, ErrorCode, FrameCodec};
+use serde_json::Value;
+
+/// Starts a server on 127.0.0.1:0 that runs `serve` on every connection, each
+/// on its own thread; the threads end with their connections.
+fn spawn_server(serve: fn(TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || serve(stream));
+        }
+    });
+    addr
+}
+
+/// Echoes bytes back as they come: a correct AsyncAProto echo server.
+fn echo(mut stream: TcpStream) {
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Calls `on_frame` with every complete frame (head included) read from
+/// `stream`, until the peer closes or `on_frame` returns false.
+fn for_each_frame(mut stream: TcpStream, mut on_frame: impl FnMut(&mut TcpStream, &[u8]) -> bool) {
+    let codec = FrameCodec::default();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        while let Ok(Some((_, total))) = codec.check_head(&buf) {
+            if buf.len() < total {
+                break;
+            }
+            let frame: Vec<u8> = buf.drain(..total).collect();
+            if !on_frame(&mut stream, &frame) {
+                return;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Answers every frame with a well-formed frame whose payload differs by one
+/// character from the request's.
+fn corrupting_echo(stream: TcpStream) {
+    for_each_frame(stream, |stream, frame| {
+        let mut reply = frame.to_vec();
+        if let Some(i) = reply.iter().rposition(|&b| b == b'x') {
+            reply[i] = b'y';
+        }
+        stream.write_all(&reply).is_ok()
+    });
+}
+
+/// Answers the first frame with `ERR_NO_HANDLER`, then closes.
+fn failing_server(stream: TcpStream) {
+    for_each_frame(stream, |stream, _frame| {
+        let mut payload = Vec::new();
+        ErrorCode::NoHandler.write_payload(Encoding::Json, &mut payload);
+        let mut reply = bytes::BytesMut::new();
+        FrameCodec::default()
+            .write_raw(Encoding::Json, &payload, &mut reply)
+            .expect("a failure payload fits the frame");
+        let _ = stream.write_all(&reply);
+        false
+    });
+}
+
+/// Runs `asyncapy bench --json --no-progress` against `addr` with `args`.
+fn bench(addr: SocketAddr, args: &[&str]) -> (Output, Value) {
+    let port = addr.port().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_asyncapy"))
+        .args(["bench", "--host", "127.0.0.1", "--port", &port])
+        .args([
+            "--json",
+            "--no-progress",
+            "--timeout",
+            "5s",
+            "--connect-timeout",
+            "5s",
+        ])
+        .args(args)
+        .output()
+        .expect("run asyncapy bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "the report is not JSON ({e}): stdout {stdout:?}, stderr {:?}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}
+
+fn assert_clean(output: &Output, report: &Value, requests: u64) {
+    assert!(
+        output.status.success(),
+        "exit status {:?}, report {report}",
+        output.status
+    );
+    assert_eq!(report["requests"], requests, "{report}");
+    assert_eq!(report["errors"]["total"], 0, "{report}");
+}
+
+#[test]
+fn counts_every_request_against_a_correct_echo() {
+    let addr = spawn_server(echo);
+    let (output, report) = bench(addr, &["-n", "200"]);
+    assert_clean(&output, &report, 200);
+    assert_eq!(report["settings"]["encoding"], "json");
+    assert_eq!(report["settings"]["payload_size"], 64);
+    // Every request and reply is a 70-byte frame.
+    assert_eq!(report["bytes_sent"], 200 * 70);
+    assert_eq!(report["bytes_received"], 200 * 70);
+    assert!(report["latency_us"]["max"]
+        .as_u64()
+        .is_some_and(|max| max > 0));
+}
+
+#[test]
+fn pipelines_ziproto_with_other_framing() {
+    let addr = spawn_server(echo);
+    let (output, report) = bench(
+        addr,
+        &[
+            "-n",
+            "200",
+            "-c",
+            "3",
+            "-p",
+            "8",
+            "-e",
+            "ziproto",
+            "--payload-size",
+            "1000",
+            "--header-size",
+            "2",
+            "--byteorder",
+            "little",
+        ],
+    );
+    assert_clean(&output, &report, 200);
+    assert_eq!(report["bytes_sent"], 200 * 1004);
+}
+
+#[test]
+fn opens_a_connection_per_request() {
+    let addr = spawn_server(echo);
+    let (output, report) = bench(addr, &["-n", "50", "-c", "4", "--mode", "per-request"]);
+    assert_clean(&output, &report, 50);
+}
+
+#[test]
+fn runs_for_a_duration() {
+    let addr = spawn_server(echo);
+    let (output, report) = bench(addr, &["-d", "200ms", "--warmup", "50ms", "-c", "2"]);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report["requests"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    let secs = report["duration_secs"].as_f64().unwrap_or_default();
+    assert!((0.15..0.5).contains(&secs), "{report}");
+}
+
+#[test]
+fn counts_mismatched_replies_and_fails() {
+    let addr = spawn_server(corrupting_echo);
+    let (output, report) = bench(addr, &["-n", "200", "-c", "4", "-p", "4"]);
+    assert!(!output.status.success(), "{report}");
+    assert_eq!(report["requests"], 0, "{report}");
+    assert_eq!(report["errors"]["mismatch"], 200, "{report}");
+    assert_eq!(report["errors"]["total"], 200, "{report}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("200 errors"), "{stderr}");
+}
+
+#[test]
+fn counts_failure_replies_by_code_and_fails() {
+    let addr = spawn_server(failing_server);
+    let (output, report) = bench(addr, &["-n", "200", "-c", "4"]);
+    assert!(!output.status.success(), "{report}");
+    assert_eq!(report["requests"], 0, "{report}");
+    assert_eq!(
+        report["errors"]["failure_replies"]["ERR_NO_HANDLER"], 200,
+        "{report}"
+    );
+    assert_eq!(report["errors"]["total"], 200, "{report}");
+}
+
+#[test]
+fn counts_refused_connections_and_fails() {
+    let addr = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("local address")
+    };
+    let (output, report) = bench(addr, &["-n", "5", "-c", "1"]);
+    assert!(!output.status.success(), "{report}");
+    assert_eq!(report["errors"]["connect_refused"], 5, "{report}");
+}
