@@ -1,1 +1,3 @@
+//! Criterion benches of the payload codecs and the frame path.
+
 fn main() {}

@@ -1,24 +1,754 @@
-//! JSON payloads. TODO(payload helper).
+//! JSON payloads: strict RFC 8259 decoding, and encoding byte for byte as
+//! Python's `json.dumps(obj)` writes it.
+//!
+//! Decoding runs `serde_json` with a visitor that enforces the data-model rules
+//! (see [`crate::value`]): no duplicate keys, at most [`MAX_DEPTH`] levels,
+//! integers within `i64 ∪ u64`, and reports each broken rule as its own
+//! [`PayloadError`].
+//!
+//! Encoding writes what the original AsyncAPY server (Python) writes with
+//! `json.dumps(obj)` and its default arguments, so replies are byte-identical:
+//!
+//! * separators `", "` and `": "`, keys in insertion order;
+//! * `ensure_ascii`: every non-ASCII character as `\uXXXX` (lowercase hex,
+//!   surrogate pairs above U+FFFF), `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`,
+//!   other control characters and DEL as `\u00XX`; `/` is not escaped;
+//! * floats as Python's `repr`: the shortest digits that read back exactly, in
+//!   fixed notation when the decimal exponent is in `-4 <= exp < 16` (`1.0`,
+//!   `0.0001`, `-0.0`), else in exponent notation (`1e-05`, `1e+16`, `1.5e+300`);
+//! * binary ([`Value::Bin`], which Python cannot dump) as a base64 string.
+//!
+//! ```
+//! use asyncaproto::{json, Map, Value};
+//!
+//! let mut map = Map::new();
+//! map.insert("msg", "héllo 😀");
+//! map.insert("ratio", 1e-5);
+//! map.insert("n", 10);
+//! let mut out = Vec::new();
+//! json::encode_map(&map, &mut out)?;
+//! assert_eq!(out, br#"{"msg": "h\u00e9llo \ud83d\ude00", "ratio": 1e-05, "n": 10}"#);
+//! assert_eq!(json::decode(&out)?, Value::Map(map));
+//! # Ok::<(), asyncaproto::PayloadError>(())
+//! ```
+
+use std::fmt::{self, Write as _};
 
 use bytes::BufMut;
+use serde::de::DeserializeSeed;
 
 use crate::encoding::PayloadError;
-use crate::value::{Map, Value};
+use crate::value::{DecodeState, Map, Value, ValueSeed};
+use crate::MAX_DEPTH;
 
 /// Decodes one JSON value that spans the whole of `bytes`.
+///
+/// `bytes` must be UTF-8 ([`PayloadError::InvalidUtf8`]) and hold exactly one
+/// RFC 8259 value, optionally surrounded by whitespace; see the
+/// [data-model rules](crate::value#data-model-rules) for the rest.
+///
+/// ```
+/// use asyncaproto::{json, PayloadError, Value};
+///
+/// assert_eq!(json::decode(b"[1, 1.0, null]")?, Value::from(vec![Value::from(1), 1.0.into(), Value::Null]));
+/// assert_eq!(json::decode(br#"{"a": 1, "a": 2}"#), Err(PayloadError::DuplicateKey("a".into())));
+/// assert_eq!(json::decode(b"{} {}"), Err(PayloadError::TrailingBytes(2)));
+/// assert_eq!(json::decode(b"[NaN]"), Err(PayloadError::NonFinite));
+/// assert_eq!(json::decode(b"18446744073709551616"), Err(PayloadError::NumberOutOfRange));
+/// # Ok::<(), PayloadError>(())
+/// ```
 pub fn decode(bytes: &[u8]) -> Result<Value, PayloadError> {
-    let _ = bytes;
-    todo!()
+    if bytes.is_empty() {
+        return Err(PayloadError::Empty);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::InvalidUtf8)?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    // serde_json's own limit allows only 127 levels. Ours (MAX_DEPTH) is checked
+    // by the visitor before each nested array or object is entered, so the
+    // recursion stays bounded without serde_json's counter.
+    de.disable_recursion_limit();
+    let mut state = DecodeState::default();
+    let mut value = match ValueSeed::new(&mut state).deserialize(&mut de) {
+        Ok(value) => value,
+        Err(e) => return Err(state.error.take().unwrap_or_else(|| classify(text, &e))),
+    };
+    if let Err(e) = de.end() {
+        // `end` fails only on a non-whitespace byte after the value.
+        return Err(match error_offset(text, &e) {
+            Some(offset) => PayloadError::TrailingBytes(text.len() - offset),
+            None => classify(text, &e),
+        });
+    }
+    if state.huge_float && has_out_of_range_integer(text) {
+        return Err(PayloadError::NumberOutOfRange);
+    }
+    if state.negative_zero {
+        fix_negative_zero_integers(&mut value, text);
+    }
+    Ok(value)
 }
 
-/// Appends `value` as JSON.
+/// The [`PayloadError`] for a `serde_json` error the visitor did not raise.
+fn classify(text: &str, e: &serde_json::Error) -> PayloadError {
+    if e.classify() == serde_json::error::Category::Eof {
+        return PayloadError::Truncated;
+    }
+    let message = e.to_string();
+    if message.starts_with("number out of range") {
+        PayloadError::NumberOutOfRange
+    } else if message.contains("surrogate")
+        || message.starts_with("invalid unicode code point")
+        || (message.starts_with("unexpected end of hex escape")
+            && error_offset(text, e).is_some_and(|at| follows_high_surrogate(text, at)))
+    {
+        // A `\uXXXX` escape that names half a surrogate pair: no UTF-8 form
+        // (Python would accept it into a str; Rust strings cannot hold it).
+        PayloadError::InvalidUtf8
+    } else if error_offset(text, e).is_some_and(|at| non_finite_literal_at(text, at)) {
+        PayloadError::NonFinite
+    } else {
+        PayloadError::Syntax(message)
+    }
+}
+
+/// Whether the 6 bytes before `at` are a `\uD800`-`\uDBFF` escape: serde_json
+/// reports a lone high surrogate as the end of a hex escape there.
+fn follows_high_surrogate(text: &str, at: usize) -> bool {
+    let Some(escape) = at
+        .checked_sub(6)
+        .and_then(|start| text.as_bytes().get(start..at))
+    else {
+        return false;
+    };
+    escape.starts_with(b"\\u")
+        && escape[2].eq_ignore_ascii_case(&b'd')
+        && matches!(escape[3].to_ascii_lowercase(), b'8' | b'9' | b'a' | b'b')
+}
+
+/// Whether the text around byte `at` (where `serde_json` stopped) is one of
+/// the non-finite literals Python's `json.dumps` writes: `NaN`, `Infinity`,
+/// `-Infinity`.
+fn non_finite_literal_at(text: &str, at: usize) -> bool {
+    let bytes = text.as_bytes();
+    // serde_json stops on the literal's first letter; after a `-` on the `I`.
+    let start = if at > 0 && bytes.get(at - 1) == Some(&b'-') {
+        at - 1
+    } else {
+        at
+    };
+    let rest = bytes.get(start..).unwrap_or_default();
+    rest.starts_with(b"NaN") || rest.starts_with(b"Infinity") || rest.starts_with(b"-Infinity")
+}
+
+/// The byte offset a `serde_json` error points at (its line and column, both
+/// 1-based, the column counting bytes).
+fn error_offset(text: &str, e: &serde_json::Error) -> Option<usize> {
+    let (line, column) = (e.line(), e.column());
+    if line == 0 || column == 0 {
+        return None;
+    }
+    let line_start = if line == 1 {
+        0
+    } else {
+        text.bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .nth(line - 2)
+            .map(|(i, _)| i + 1)?
+    };
+    let offset = line_start + column - 1;
+    (offset < text.len()).then_some(offset)
+}
+
+/// Whether valid JSON `text` holds an integer literal (no fraction, no
+/// exponent) outside `i64 ∪ u64`, which `serde_json` would silently read as a
+/// float. Only called when such a float was seen, so the common path never
+/// scans twice.
+fn has_out_of_range_integer(text: &str) -> bool {
+    NumberTokens::new(text).any(|token| {
+        is_integer_literal(token) && token.parse::<i64>().is_err() && token.parse::<u64>().is_err()
+    })
+}
+
+fn is_integer_literal(token: &str) -> bool {
+    !token.contains(['.', 'e', 'E'])
+}
+
+/// `serde_json` reads the integer literal `-0` as the float `-0.0`; Python (and
+/// our rule: no fraction, no exponent, an integer) reads it as `0`. Walks the
+/// tree in document order beside the number literals of `text` and turns each
+/// `-0.0` that was written `-0` into `Int(0)`. Only called when a `-0.0` was seen.
+fn fix_negative_zero_integers(value: &mut Value, text: &str) {
+    fn walk<'t>(value: &mut Value, tokens: &mut NumberTokens<'t>) {
+        match value {
+            Value::Int(_) | Value::UInt(_) => {
+                tokens.next();
+            }
+            Value::Float(f) => {
+                if tokens.next().is_some_and(is_integer_literal) && *f == 0.0 {
+                    *value = Value::Int(0);
+                }
+            }
+            // Arrays, and maps (whose order is the document's: duplicate keys
+            // are refused, so every key was appended once).
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, tokens)),
+            Value::Map(map) => map.values_mut().for_each(|v| walk(v, tokens)),
+            Value::Null | Value::Bool(_) | Value::Str(_) | Value::Bin(_) => {}
+        }
+    }
+    walk(value, &mut NumberTokens::new(text));
+}
+
+/// The number literals of valid JSON text, in order (skipping strings).
+struct NumberTokens<'t> {
+    text: &'t str,
+    pos: usize,
+}
+
+impl<'t> NumberTokens<'t> {
+    fn new(text: &'t str) -> Self {
+        NumberTokens { text, pos: 0 }
+    }
+}
+
+impl<'t> Iterator for NumberTokens<'t> {
+    type Item = &'t str;
+
+    fn next(&mut self) -> Option<&'t str> {
+        let bytes = self.text.as_bytes();
+        while let Some(&b) = bytes.get(self.pos) {
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    while let Some(&c) = bytes.get(self.pos) {
+                        self.pos += if c == b'\\' { 2 } else { 1 };
+                        if c == b'"' {
+                            break;
+                        }
+                    }
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = self.pos;
+                    while bytes.get(self.pos).is_some_and(|c| {
+                        matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                    }) {
+                        self.pos += 1;
+                    }
+                    return self.text.get(start..self.pos);
+                }
+                _ => self.pos += 1,
+            }
+        }
+        None
+    }
+}
+
+/// Appends `value` as JSON, as Python's `json.dumps(value)` writes it.
+///
+/// Fails with [`PayloadError::NonFinite`] for a NaN or infinite float and
+/// [`PayloadError::TooDeep`] past [`MAX_DEPTH`] levels; `dst` may then hold
+/// part of the encoding.
+///
+/// ```
+/// use asyncaproto::{json, Value};
+/// let mut out = Vec::new();
+/// json::encode(&Value::from(vec![Value::from(1e16), Value::bin(*b"hi"), Value::from("\n")]), &mut out)?;
+/// assert_eq!(out, br#"[1e+16, "aGk=", "\n"]"#);
+/// # Ok::<(), asyncaproto::PayloadError>(())
+/// ```
 pub fn encode(value: &Value, dst: &mut impl BufMut) -> Result<(), PayloadError> {
-    let _ = (value, dst);
-    todo!()
+    Writer::strict(dst).value(value, 0)
 }
 
-/// Appends `map` as a JSON object.
+/// Appends `map` as a JSON object, as Python's `json.dumps(map)` writes it.
+///
+/// Fails like [`encode`].
 pub fn encode_map(map: &Map, dst: &mut impl BufMut) -> Result<(), PayloadError> {
-    let _ = (map, dst);
-    todo!()
+    Writer::strict(dst).map(map, 1)
+}
+
+/// Writes `value` for `Display`: the JSON encoding, with Python's `NaN` and
+/// `Infinity` for non-finite floats and `[...]`/`{...}` past [`MAX_DEPTH`].
+pub(crate) fn write_display(value: &Value, out: &mut Vec<u8>) {
+    // A lenient writer never fails.
+    let _ = Writer::lenient(out).value(value, 0);
+}
+
+/// Writes `map` for `Display`, as [`write_display`].
+pub(crate) fn write_display_map(map: &Map, out: &mut Vec<u8>) {
+    let _ = Writer::lenient(out).map(map, 1);
+}
+
+/// The JSON writer: strict for the wire, lenient for `Display`.
+struct Writer<'a, B> {
+    dst: &'a mut B,
+    lenient: bool,
+}
+
+impl<'a, B: BufMut> Writer<'a, B> {
+    fn strict(dst: &'a mut B) -> Self {
+        Writer {
+            dst,
+            lenient: false,
+        }
+    }
+
+    fn lenient(dst: &'a mut B) -> Self {
+        Writer { dst, lenient: true }
+    }
+
+    /// Writes `value`, which sits inside `depth` arrays and maps.
+    fn value(&mut self, value: &Value, depth: usize) -> Result<(), PayloadError> {
+        match value {
+            Value::Null => self.dst.put_slice(b"null"),
+            Value::Bool(true) => self.dst.put_slice(b"true"),
+            Value::Bool(false) => self.dst.put_slice(b"false"),
+            Value::Int(i) => write_i64(self.dst, *i),
+            Value::UInt(u) => write_u64(self.dst, *u),
+            Value::Float(f) => self.float(*f)?,
+            Value::Str(s) => write_str(self.dst, s),
+            Value::Bin(b) => write_base64(self.dst, b),
+            Value::Array(items) => self.array(items, depth + 1)?,
+            Value::Map(map) => self.map(map, depth + 1)?,
+        }
+        Ok(())
+    }
+
+    /// Writes an array at nesting level `depth` (1 = top level).
+    fn array(&mut self, items: &[Value], depth: usize) -> Result<(), PayloadError> {
+        if depth > MAX_DEPTH {
+            return self.too_deep(b"[...]");
+        }
+        self.dst.put_u8(b'[');
+        let mut items = items.iter();
+        if let Some(first) = items.next() {
+            self.value(first, depth)?;
+            for item in items {
+                self.dst.put_slice(b", ");
+                self.value(item, depth)?;
+            }
+        }
+        self.dst.put_u8(b']');
+        Ok(())
+    }
+
+    /// Writes a map at nesting level `depth` (1 = top level).
+    fn map(&mut self, map: &Map, depth: usize) -> Result<(), PayloadError> {
+        if depth > MAX_DEPTH {
+            return self.too_deep(b"{...}");
+        }
+        self.dst.put_u8(b'{');
+        let mut first = true;
+        for (key, value) in map {
+            if !first {
+                self.dst.put_slice(b", ");
+            }
+            first = false;
+            write_str(self.dst, key);
+            self.dst.put_slice(b": ");
+            self.value(value, depth)?;
+        }
+        self.dst.put_u8(b'}');
+        Ok(())
+    }
+
+    fn too_deep(&mut self, placeholder: &[u8]) -> Result<(), PayloadError> {
+        if self.lenient {
+            self.dst.put_slice(placeholder);
+            Ok(())
+        } else {
+            Err(PayloadError::TooDeep)
+        }
+    }
+
+    fn float(&mut self, f: f64) -> Result<(), PayloadError> {
+        if f.is_finite() {
+            write_f64(self.dst, f);
+            Ok(())
+        } else if self.lenient {
+            // What Python's json.dumps writes (allow_nan=True).
+            self.dst.put_slice(if f.is_nan() {
+                &b"NaN"[..]
+            } else if f > 0.0 {
+                b"Infinity"
+            } else {
+                b"-Infinity"
+            });
+            Ok(())
+        } else {
+            Err(PayloadError::NonFinite)
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// For each byte: 0 if it is written as is inside a JSON string, else the
+/// letter of its short escape (`n` for `\n`), or `u` for `\u00XX`. Bytes of
+/// multi-byte UTF-8 characters are marked `u` too (written as `\uXXXX`).
+static ESCAPE: [u8; 256] = {
+    let mut table = [b'u'; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        table[b] = 0;
+        b += 1;
+    }
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table
+};
+
+/// Writes `s` as a JSON string the way Python's `ensure_ascii` encoder does.
+fn write_str<B: BufMut>(dst: &mut B, s: &str) {
+    dst.put_u8(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escape = ESCAPE[usize::from(b)];
+        if escape == 0 {
+            i += 1;
+            continue;
+        }
+        if start < i {
+            dst.put_slice(bytes.get(start..i).unwrap_or_default());
+        }
+        if b >= 0x80 {
+            // `i` is at a character boundary: only whole characters and ASCII
+            // bytes are ever stepped over.
+            let c = s
+                .get(i..)
+                .and_then(|rest| rest.chars().next())
+                .unwrap_or('\u{fffd}');
+            write_unicode_escape(dst, c);
+            i += c.len_utf8();
+        } else {
+            if escape == b'u' {
+                write_u_escape(dst, u16::from(b));
+            } else {
+                dst.put_slice(&[b'\\', escape]);
+            }
+            i += 1;
+        }
+        start = i;
+    }
+    if start < bytes.len() {
+        dst.put_slice(bytes.get(start..).unwrap_or_default());
+    }
+    dst.put_u8(b'"');
+}
+
+/// Writes a non-ASCII character as `\uXXXX`, or a surrogate pair above U+FFFF.
+fn write_unicode_escape<B: BufMut>(dst: &mut B, c: char) {
+    let mut units = [0u16; 2];
+    for unit in c.encode_utf16(&mut units) {
+        write_u_escape(dst, *unit);
+    }
+}
+
+fn write_u_escape<B: BufMut>(dst: &mut B, unit: u16) {
+    let nibble = |shift: u16| HEX[usize::from((unit >> shift) & 0xf)];
+    dst.put_slice(&[b'\\', b'u', nibble(12), nibble(8), nibble(4), nibble(0)]);
+}
+
+/// "00" to "99", for writing integers two digits at a time.
+static DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+fn write_u64<B: BufMut>(dst: &mut B, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        pos -= 1;
+        buf[pos] = b'0' + n as u8;
+    }
+    dst.put_slice(&buf[pos..]);
+}
+
+fn write_i64<B: BufMut>(dst: &mut B, n: i64) {
+    if n < 0 {
+        dst.put_u8(b'-');
+    }
+    write_u64(dst, n.unsigned_abs());
+}
+
+/// A fixed-size buffer that `write!` can fill without allocating.
+struct StackBuf {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl StackBuf {
+    fn new() -> Self {
+        StackBuf {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        // Never full for a float (at most 25 bytes); drop rather than panic.
+        if let Some(slot) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            slot.copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+}
+
+impl fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Writes a finite float as Python's `repr(float)` does.
+fn write_f64<B: BufMut>(dst: &mut B, f: f64) {
+    match python_float_repr(f) {
+        Some(repr) => dst.put_slice(repr.as_bytes()),
+        // Unreachable for finite floats; Rust's own form is still a valid number.
+        None => dst.put_slice(format!("{f:?}").as_bytes()),
+    }
+}
+
+/// Python's `repr(f)` for a finite `f`: Rust's `{:e}` gives the same shortest
+/// round-trip digits; only the layout differs.
+fn python_float_repr(f: f64) -> Option<StackBuf> {
+    let mut sci = StackBuf::new();
+    write!(sci, "{f:e}").ok()?;
+    let sci = sci.as_bytes();
+    let (negative, sci) = match sci.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, sci),
+    };
+    let e = sci.iter().position(|&b| b == b'e')?;
+    let (mantissa, exponent) = (sci.get(..e)?, sci.get(e + 1..)?);
+    let exp: i32 = std::str::from_utf8(exponent).ok()?.parse().ok()?;
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    for &b in mantissa.iter().filter(|&&b| b != b'.') {
+        *digits.get_mut(n)? = b;
+        n += 1;
+    }
+    let digits = digits.get(..n).filter(|d| !d.is_empty())?;
+
+    let mut out = StackBuf::new();
+    if negative {
+        out.push(b"-");
+    }
+    if (-4..16).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.push(digits);
+                for _ in digits.len()..int_len {
+                    out.push(b"0");
+                }
+                out.push(b".0");
+            } else {
+                out.push(&digits[..int_len]);
+                out.push(b".");
+                out.push(&digits[int_len..]);
+            }
+        } else {
+            out.push(b"0.");
+            for _ in 0..(-exp - 1) {
+                out.push(b"0");
+            }
+            out.push(digits);
+        }
+    } else {
+        out.push(&digits[..1]);
+        if digits.len() > 1 {
+            out.push(b".");
+            out.push(&digits[1..]);
+        }
+        out.push(if exp < 0 { b"e-" } else { b"e+" });
+        let abs = exp.unsigned_abs();
+        if abs < 10 {
+            out.push(b"0");
+        }
+        write!(out, "{abs}").ok()?;
+    }
+    Some(out)
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Writes `data` as a JSON string of its base64 (standard alphabet, padded).
+fn write_base64<B: BufMut>(dst: &mut B, data: &[u8]) {
+    let sextet = |v: u32, shift: u32| BASE64[((v >> shift) & 63) as usize];
+    dst.put_u8(b'"');
+    let mut chunks = data.chunks_exact(3);
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    for chunk in &mut chunks {
+        let v = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
+        buf[len..len + 4].copy_from_slice(&[
+            sextet(v, 18),
+            sextet(v, 12),
+            sextet(v, 6),
+            sextet(v, 0),
+        ]);
+        len += 4;
+        if len == buf.len() {
+            dst.put_slice(&buf);
+            len = 0;
+        }
+    }
+    dst.put_slice(&buf[..len]);
+    match *chunks.remainder() {
+        [a] => {
+            let v = u32::from(a) << 16;
+            dst.put_slice(&[sextet(v, 18), sextet(v, 12), b'=', b'=']);
+        }
+        [a, b] => {
+            let v = u32::from(a) << 16 | u32::from(b) << 8;
+            dst.put_slice(&[sextet(v, 18), sextet(v, 12), sextet(v, 6), b'=']);
+        }
+        _ => {}
+    }
+    dst.put_u8(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repr(f: f64) -> String {
+        let mut out = Vec::new();
+        write_f64(&mut out, f);
+        String::from_utf8(out).expect("ASCII")
+    }
+
+    #[test]
+    fn floats_are_laid_out_as_python_repr() {
+        let cases = [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (-1.5, "-1.5"),
+            (0.1, "0.1"),
+            (0.0001, "0.0001"),
+            (0.00012, "0.00012"),
+            (1e-5, "1e-05"),
+            (1.5e-5, "1.5e-05"),
+            (1e15, "1000000000000000.0"),
+            (1.5e15, "1500000000000000.0"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (1e16, "1e+16"),
+            (1.2345e16, "1.2345e+16"),
+            (1.5e300, "1.5e+300"),
+            (1e100, "1e+100"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
+            (123.456, "123.456"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (2.0f64.powi(60), "1.152921504606847e+18"),
+            (100.0, "100.0"),
+            (12345678.9, "12345678.9"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(repr(f), want, "{f:e}");
+        }
+    }
+
+    #[test]
+    fn integers() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            12345,
+            -1,
+            -10,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let mut out = Vec::new();
+            write_i64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        let mut out = Vec::new();
+        write_u64(&mut out, u64::MAX);
+        assert_eq!(out, b"18446744073709551615");
+    }
+
+    #[test]
+    fn base64() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"", "\"\""),
+            (b"f", "\"Zg==\""),
+            (b"fo", "\"Zm8=\""),
+            (b"foo", "\"Zm9v\""),
+            (b"\xff\xfe\xfd\x00", "\"//79AA==\""),
+        ];
+        for (data, want) in cases {
+            let mut out = Vec::new();
+            write_base64(&mut out, data);
+            assert_eq!(String::from_utf8(out).expect("ASCII"), want);
+        }
+        // Longer than one internal buffer.
+        let data: Vec<u8> = (0..=255).collect();
+        let mut out = Vec::new();
+        write_base64(&mut out, &data);
+        assert_eq!(out.len(), 2 + 344);
+    }
+
+    #[test]
+    fn strings_escape_like_python() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\"b\\c/\n\r\t\x08\x0c\x00\x1f\x7f é\u{ffff}😀");
+        assert_eq!(
+            String::from_utf8(out).expect("ASCII"),
+            r#""a\"b\\c/\n\r\t\b\f\u0000\u001f\u007f \u00e9\uffff\ud83d\ude00""#
+        );
+    }
+
+    #[test]
+    fn out_of_range_scan() {
+        assert!(has_out_of_range_integer("[18446744073709551616]"));
+        assert!(has_out_of_range_integer("{\"a\": -9223372036854775809}"));
+        assert!(!has_out_of_range_integer(
+            "[18446744073709551615, -9223372036854775808]"
+        ));
+        assert!(!has_out_of_range_integer("[1e30, 18446744073709551616.0]"));
+        assert!(!has_out_of_range_integer(
+            r#"["18446744073709551616", "\"99999999999999999999"]"#
+        ));
+        let tokens: Vec<&str> =
+            NumberTokens::new(r#"{"a\"1": [-0, 1.5e3, "2"], "b": 3}"#).collect();
+        assert_eq!(tokens, ["-0", "1.5e3", "3"]);
+    }
 }

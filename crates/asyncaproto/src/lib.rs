@@ -43,7 +43,7 @@ pub mod ziproto;
 pub use encoding::{Encoding, PayloadError};
 pub use error::ErrorCode;
 pub use frame::{ByteOrder, Frame, FrameCodec, FrameConfig, FrameError, PROTOCOL_VERSION};
-pub use value::{Map, Value};
+pub use value::{from_value, to_value, Map, Value};
 
 /// The deepest nesting of arrays and maps a payload may have; deeper is malformed.
 pub const MAX_DEPTH: usize = 128;
