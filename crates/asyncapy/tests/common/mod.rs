@@ -1,0 +1,143 @@
+//! Test helpers: a server on port 0 and a raw AsyncAProto client over a real socket.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use asyncapy::asyncaproto::{Encoding, ErrorCode, Frame, FrameCodec, FrameConfig, Map, Value};
+use asyncapy::{Client, Config, Packet, RunningServer, SendError, Server};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn test_config() -> Config {
+    Config {
+        port: 0,
+        ..Config::default()
+    }
+}
+
+pub async fn echo(client: Client, packet: Packet) -> Result<(), SendError> {
+    client.send(&packet).await
+}
+
+/// Starts an echo server with `config` and returns it running.
+pub async fn start_echo(config: Config) -> RunningServer {
+    let mut server = Server::new(config);
+    server.register_handler(echo);
+    server.bind().await.expect("server binds")
+}
+
+pub fn map(pairs: &[(&str, Value)]) -> Map {
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        map.insert(*k, v.clone());
+    }
+    map
+}
+
+pub struct RawClient {
+    pub stream: TcpStream,
+    pub codec: FrameCodec,
+    buf: BytesMut,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        Self::connect_with(addr, FrameConfig::default()).await
+    }
+
+    pub async fn connect_with(addr: SocketAddr, config: FrameConfig) -> RawClient {
+        let stream = tokio::time::timeout(PATIENCE, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            codec: FrameCodec::new(config),
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    pub fn frame_bytes(&self, encoding: Encoding, map: &Map) -> BytesMut {
+        let mut out = BytesMut::new();
+        self.codec
+            .write_frame(encoding, map, &mut out)
+            .expect("frame");
+        out
+    }
+
+    pub async fn send(&mut self, encoding: Encoding, map: &Map) {
+        let bytes = self.frame_bytes(encoding, map);
+        self.send_raw(&bytes).await;
+    }
+
+    /// The next frame, or None when the server closed the connection cleanly.
+    pub async fn read_frame(&mut self) -> Option<Frame> {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                if let Some(frame) = self.codec.decode_frame(&mut self.buf).expect("valid frame") {
+                    return Some(frame);
+                }
+                let n = match self.stream.read_buf(&mut self.buf).await {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+                    Err(e) => panic!("read failed: {e}"),
+                };
+                if n == 0 {
+                    assert!(self.buf.is_empty(), "connection closed inside a frame");
+                    return None;
+                }
+            }
+        })
+        .await
+        .expect("a reply in time")
+    }
+
+    pub async fn read(&mut self) -> (Encoding, Map) {
+        let frame = self.read_frame().await.expect("a reply, not a close");
+        let map = frame
+            .encoding
+            .decode(&frame.payload)
+            .expect("reply decodes");
+        (frame.encoding, map)
+    }
+
+    pub async fn request(&mut self, encoding: Encoding, map: &Map) -> (Encoding, Map) {
+        self.send(encoding, map).await;
+        self.read().await
+    }
+
+    /// Reads a failure reply and asserts its code and encoding, then that the
+    /// server closed the connection.
+    pub async fn expect_failure_then_close(&mut self, code: ErrorCode, encoding: Encoding) {
+        let (got_encoding, map) = self.read().await;
+        assert_eq!(ErrorCode::from_map(&map), Some(code), "reply was {map:?}");
+        assert_eq!(got_encoding, encoding, "encoding of the {code} reply");
+        self.expect_closed().await;
+    }
+
+    pub async fn expect_closed(&mut self) {
+        assert!(
+            self.read_frame().await.is_none(),
+            "the server closes the session"
+        );
+    }
+}
+
+/// A fresh client gets its echo: the server is still serving.
+pub async fn assert_still_serving(addr: SocketAddr) {
+    let mut client = RawClient::connect(addr).await;
+    let ping = map(&[("ping", Value::from("pong"))]);
+    let (encoding, reply) = client.request(Encoding::Json, &ping).await;
+    assert_eq!(encoding, Encoding::Json);
+    assert_eq!(reply, ping);
+}
