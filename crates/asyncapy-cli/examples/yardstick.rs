@@ -92,9 +92,13 @@ async fn serve(addr: SocketAddr, codec: FrameCodec) -> anyhow::Result<()> {
 async fn echo(mut stream: TcpStream, codec: FrameCodec) {
     let _ = stream.set_nodelay(true);
     // No buffers until there is something to read: an idle connection costs
-    // only its socket and this task.
-    if stream.readable().await.is_err() {
-        return;
+    // only its socket and this task. (`readable()` would not do: tokio takes a
+    // freshly accepted stream to be ready, so it answers at once; a one-byte
+    // peek really waits for data, or for the peer to close.)
+    let mut probe = [0u8; 1];
+    match stream.peek(&mut probe).await {
+        Ok(0) | Err(_) => return,
+        Ok(_) => {}
     }
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
     let mut write_buf = BytesMut::with_capacity(READ_CHUNK);
