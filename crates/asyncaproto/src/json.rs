@@ -557,6 +557,11 @@ fn python_float_repr(f: f64) -> Option<StackBuf> {
         n += 1;
     }
     let digits = digits.get(..n).filter(|d| !d.is_empty())?;
+    let mut even = [0u8; 24];
+    let digits = match round_half_even(f, digits, exp, &mut even) {
+        Some(len) => &even[..len],
+        None => digits,
+    };
 
     let mut out = StackBuf::new();
     if negative {
@@ -597,6 +602,60 @@ fn python_float_repr(f: f64) -> Option<StackBuf> {
         write!(out, "{abs}").ok()?;
     }
     Some(out)
+}
+
+/// Python breaks a tie between two shortest digit strings (the float lies
+/// exactly halfway between them) towards the even last digit; Rust's `{:e}`
+/// may pick the other one (`727027186067007.25` is `...007.2` in Python,
+/// `...007.3` in Rust). When `digits` (Rust's, `exp` its decimal exponent) is
+/// the odd half of such a tie and the even one reads back as `f` too, writes
+/// the even digits into `out` and returns their length.
+fn round_half_even(f: f64, digits: &[u8], exp: i32, out: &mut [u8; 24]) -> Option<usize> {
+    let n = digits.len();
+    let last = *digits.last()?;
+    if (last - b'0') % 2 == 0 {
+        return None;
+    }
+    // f = m * 2^e exactly.
+    let bits = f.abs().to_bits();
+    let (m, e) = match (bits >> 52) as i32 {
+        0 => (bits, -1074),
+        biased => (bits & ((1 << 52) - 1) | (1 << 52), biased - 1075),
+    };
+    if m == 0 {
+        return None;
+    }
+    // The digits are an integer at scale s: f * 10^s is about `digits`.
+    let s = n as i32 - 1 - exp;
+    // A tie means t = 2 * f * 10^s is an odd integer: t = m * 5^s * 2^(e+1+s).
+    let twos = e + 1 + s;
+    if twos > 0 || m.trailing_zeros() as i32 != -twos {
+        return None;
+    }
+    let odd_m = u128::from(m >> m.trailing_zeros());
+    let t = if s >= 0 {
+        odd_m.checked_mul(5u128.checked_pow(u32::try_from(s).ok()?)?)?
+    } else {
+        let five_pow = 5u128.checked_pow(u32::try_from(-s).ok()?)?;
+        if odd_m % five_pow != 0 {
+            return None;
+        }
+        odd_m / five_pow
+    };
+    let low = (t - 1) / 2;
+    let even = if low % 2 == 0 { low } else { low + 1 };
+    let mut text = StackBuf::new();
+    write!(text, "{even}").ok()?;
+    if text.len != n || text.as_bytes() == digits {
+        return None;
+    }
+    out.get_mut(..n)?.copy_from_slice(text.as_bytes());
+    // Only if the even digits read back as the same float.
+    let mut check = StackBuf::new();
+    check.push(text.as_bytes());
+    write!(check, "e{}", exp - (n as i32 - 1)).ok()?;
+    let back: f64 = std::str::from_utf8(check.as_bytes()).ok()?.parse().ok()?;
+    (back == f.abs()).then_some(n)
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -674,6 +733,11 @@ mod tests {
             (2.0f64.powi(60), "1.152921504606847e+18"),
             (100.0, "100.0"),
             (12345678.9, "12345678.9"),
+            // Ties between two shortest strings go to the even digit.
+            (727_027_186_067_007.0 + 0.25, "727027186067007.2"),
+            (-(727_027_186_067_007.0 + 0.25), "-727027186067007.2"),
+            (0.5, "0.5"),
+            (2.5, "2.5"),
         ];
         for (f, want) in cases {
             assert_eq!(repr(f), want, "{f:e}");

@@ -378,6 +378,19 @@ impl<'de> Deserializer<'de> for Value {
         self.deserialize_bytes(visitor)
     }
 
+    /// Binary data reads as a sequence of `u8` too (a `Vec<u8>` field).
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self {
+            Value::Bin(bytes) => {
+                let mut seq = SeqDeserializer::new(bytes.into_iter());
+                let value = visitor.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            other => other.deserialize_any(visitor),
+        }
+    }
+
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         drop(self);
         visitor.visit_unit()
@@ -385,7 +398,7 @@ impl<'de> Deserializer<'de> for Value {
 
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        unit unit_struct seq tuple tuple_struct map struct identifier
+        unit unit_struct tuple tuple_struct map struct identifier
     }
 }
 
@@ -458,13 +471,26 @@ impl<'de> Deserializer<'de> for &'de Value {
         self.deserialize_bytes(visitor)
     }
 
+    /// Binary data reads as a sequence of `u8` too (a `Vec<u8>` field).
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self {
+            Value::Bin(bytes) => {
+                let mut seq = SeqDeserializer::new(bytes.iter().copied());
+                let value = visitor.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            other => other.deserialize_any(visitor),
+        }
+    }
+
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         visitor.visit_unit()
     }
 
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        unit unit_struct seq tuple tuple_struct map struct identifier
+        unit unit_struct tuple tuple_struct map struct identifier
     }
 }
 
