@@ -90,19 +90,14 @@ fn failing_server(stream: TcpStream) {
 /// Runs `asyncapy bench --json --no-progress` against `addr` with `args`.
 fn bench(addr: SocketAddr, args: &[&str]) -> (Output, Value) {
     let port = addr.port().to_string();
-    let output = Command::new(env!("CARGO_BIN_EXE_asyncapy"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_asyncapy"));
+    command
         .args(["bench", "--host", "127.0.0.1", "--port", &port])
-        .args([
-            "--json",
-            "--no-progress",
-            "--timeout",
-            "5s",
-            "--connect-timeout",
-            "5s",
-        ])
-        .args(args)
-        .output()
-        .expect("run asyncapy bench");
+        .args(["--json", "--no-progress", "--connect-timeout", "5s"]);
+    if !args.contains(&"--timeout") {
+        command.args(["--timeout", "5s"]);
+    }
+    let output = command.args(args).output().expect("run asyncapy bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!(
@@ -218,4 +213,34 @@ fn counts_refused_connections_and_fails() {
     let (output, report) = bench(addr, &["-n", "5", "-c", "1"]);
     assert!(!output.status.success(), "{report}");
     assert_eq!(report["errors"]["connect_refused"], 5, "{report}");
+}
+
+/// Reads everything and never answers.
+fn silent_server(mut stream: TcpStream) {
+    let mut sink = [0u8; 4096];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// Closes the connection as soon as a whole frame has arrived.
+fn closing_server(stream: TcpStream) {
+    for_each_frame(stream, |_, _| false);
+}
+
+#[test]
+fn counts_timeouts_and_fails() {
+    let addr = spawn_server(silent_server);
+    let (output, report) = bench(addr, &["-n", "3", "-c", "1", "--timeout", "100ms"]);
+    assert!(!output.status.success(), "{report}");
+    assert_eq!(report["errors"]["timeout"], 3, "{report}");
+    assert_eq!(report["errors"]["total"], 3, "{report}");
+}
+
+#[test]
+fn counts_closed_connections_and_fails() {
+    let addr = spawn_server(closing_server);
+    let (output, report) = bench(addr, &["-n", "20", "-c", "2"]);
+    assert!(!output.status.success(), "{report}");
+    let lost = report["errors"]["closed"].as_u64().unwrap_or_default()
+        + report["errors"]["reset"].as_u64().unwrap_or_default();
+    assert_eq!(lost, 20, "{report}");
 }

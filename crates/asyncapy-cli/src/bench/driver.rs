@@ -303,7 +303,7 @@ impl Driver {
                 let _ = stream.set_nodelay(true);
                 return Some(stream);
             }
-            Err(_) if Instant::now() >= stop => return None,
+            Err(_) if self.shared.schedule.time_is_up(Instant::now()) => return None,
             Err(_) => ErrorKind::ConnectTimeout,
             Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
             Ok(Err(_)) => ErrorKind::ConnectError,

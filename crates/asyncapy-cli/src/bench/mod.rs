@@ -7,6 +7,17 @@
 //! and counted; the report gives throughput, latency percentiles and errors by
 //! kind, and the exit status is non-zero when any error occurred.
 //!
+//! What counts: `requests` are the replies that echo the request, sent after
+//! the warm-up. Latency runs from the write of a request's batch to the read
+//! that completed its reply (in per-request mode, from before the connect).
+//! Requests still in flight when a timed run ends are neither counted nor
+//! errors. Errors are counted from the start, warm-up included. After an error
+//! that leaves the connection unusable (a failure reply, a reset, a timeout, a
+//! malformed frame) the slot reconnects; a mismatch alone does not end the
+//! connection. With `-n`, every request sent counts against the total, also the
+//! ones lost with their connection, and a failed connection attempt costs one
+//! pipeline's worth, so a dead server cannot keep the run going.
+//!
 //! Modules: [`payload`] builds the one request, [`driver`] runs a connection
 //! slot, [`verify`] judges replies, [`stats`] gathers figures, [`report`]
 //! prints them.
@@ -50,7 +61,8 @@ pub(crate) enum ModeArg {
     /// Keep each connection open and send request after request on it.
     Persistent,
     /// One TCP connection per request: connect, send, read the reply, close
-    /// (what the original AsyncAPY server forces on its clients).
+    /// (what the original AsyncAPY server forces on its clients). Latency then
+    /// includes the connection set-up.
     PerRequest,
 }
 
