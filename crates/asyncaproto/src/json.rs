@@ -409,7 +409,17 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
+    loop {
+        // Plain runs (the common case) are skipped eight bytes at a time.
+        while let Some(word) = bytes.get(i..i + 8) {
+            if !is_plain_word(word) {
+                break;
+            }
+            i += 8;
+        }
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
         let escape = ESCAPE[usize::from(b)];
         if escape == 0 {
             i += 1;
@@ -441,6 +451,24 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
         dst.put_slice(bytes.get(start..).unwrap_or_default());
     }
     dst.put_u8(b'"');
+}
+
+/// Whether none of the 8 bytes of `word` needs escaping: each is printable
+/// ASCII (0x20 to 0x7e), and neither `"` nor `\\`. Bit tricks over a `u64`:
+/// a high bit in one lane of `flags` marks a byte that needs a closer look.
+fn is_plain_word(word: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut lanes = [0u8; 8];
+    lanes.copy_from_slice(word);
+    let x = u64::from_le_bytes(lanes);
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+    let del_or_above = x.wrapping_add(ONES) | x;
+    let quote = x ^ (ONES * u64::from(b'"'));
+    let backslash = x ^ (ONES * u64::from(b'\\'));
+    let is_quote = quote.wrapping_sub(ONES) & !quote;
+    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (below_space | del_or_above | is_quote | is_backslash) & HIGH == 0
 }
 
 /// Writes a non-ASCII character as `\uXXXX`, or a surrogate pair above U+FFFF.
@@ -798,6 +826,23 @@ mod tests {
             String::from_utf8(out).expect("ASCII"),
             r#""a\"b\\c/\n\r\t\b\f\u0000\u001f\u007f \u00e9\uffff\ud83d\ude00""#
         );
+    }
+
+    #[test]
+    fn plain_words_are_exactly_those_without_escapes() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut word = *b"abcdefgh";
+                word[pos] = b;
+                assert_eq!(
+                    is_plain_word(&word),
+                    ESCAPE[usize::from(b)] == 0,
+                    "{b:#x} at {pos}"
+                );
+            }
+        }
+        assert!(is_plain_word(b" ~~~~~~~"));
+        assert!(!is_plain_word(b"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f"));
     }
 
     #[test]

@@ -179,7 +179,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut access: A) -> Result<Value, A::Error> {
         self.enter()?;
-        let hint = access.size_hint().unwrap_or(0).min(MAX_PREALLOCATED);
+        // JSON gives no hint: room for a typical small object saves rehashing.
+        let hint = access.size_hint().unwrap_or(8).min(MAX_PREALLOCATED);
         let mut map = Map::with_capacity(hint);
         while let Some(key) = access.next_key::<String>()? {
             let value = access.next_value_seed(self.child())?;
