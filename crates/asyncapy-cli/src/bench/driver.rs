@@ -13,15 +13,18 @@
 //! - the request frame is encoded once; a refill of `k` requests is the last
 //!   `k` frames of a pre-built buffer of `pipeline` copies, written with one
 //!   `write` call (a partly written refill is still a suffix of that buffer);
-//! - replies are read into a 64 KiB buffer and every complete frame in it is
-//!   parsed with [`asyncaproto::FrameCodec::check_head`] and checked in place,
-//!   without allocating;
+//! - replies are read in large reads (room for every reply in flight, up to
+//!   64 KiB); every complete frame in the buffer is parsed with
+//!   [`asyncaproto::FrameCodec::check_head`] and checked in place, without
+//!   allocating;
 //! - one `Instant` is taken per write batch and one per read: every request of a
 //!   batch shares its send time, every reply of a read its arrival time;
 //! - the reply timeout is one pinned timer per connection, moved only when it
 //!   fires (progress just records the time of the last reply);
 //! - the only shared writes are a counter bump per read batch (for the progress
-//!   display) and, with `-n`, one atomic claim per refill.
+//!   display), with `-n` one atomic claim per refill, and one uncontended lock
+//!   per [`super::stats::LATENCY_BATCH`] replies to hand latencies to the
+//!   shared histogram.
 
 use std::collections::VecDeque;
 use std::io;
@@ -37,14 +40,14 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::payload::Request;
-use super::stats::{ConnStats, ErrorKind, Progress};
+use super::stats::{micros, ConnStats, ErrorKind, Progress};
 use super::verify::{Outcome, Verifier};
 
-/// The size of one read: large, so that many pipelined replies come in one call.
-const READ_CHUNK: usize = 64 * 1024;
+/// The most room one read is given: enough for many pipelined replies at once.
+const MAX_READ_CHUNK: usize = 64 * 1024;
 
-/// Below this much free room, the read buffer is topped up to [`READ_CHUNK`].
-const MIN_READ_ROOM: usize = 16 * 1024;
+/// The least room one read is given.
+const MIN_READ_CHUNK: usize = 4 * 1024;
 
 /// The pause after a failed connection attempt, so that a server that is down
 /// does not turn the load generator into a busy loop.
@@ -88,14 +91,22 @@ pub(crate) struct Workload {
     pub(crate) verifier: Verifier,
     /// Persistent connections or one connection per request.
     pub(crate) mode: Mode,
+    /// The room given to one read: all the replies a connection can have in
+    /// flight (`pipeline` echoes), within [4 KiB, 64 KiB]. Sized to the load so
+    /// that thousands of connections do not each hold 64 KiB.
+    pub(crate) read_chunk: usize,
 }
 
 impl Workload {
     /// The workload of sending `request` with `pipeline` requests outstanding.
     pub(crate) fn new(codec: FrameCodec, request: Request, pipeline: usize, mode: Mode) -> Self {
         let pipeline = pipeline.max(1);
+        let read_chunk = pipeline
+            .saturating_mul(request.frame.len())
+            .clamp(MIN_READ_CHUNK, MAX_READ_CHUNK);
         Workload {
             codec,
+            read_chunk,
             refill: request.repeated(pipeline),
             verifier: Verifier::new(&request, codec.config().head_len()),
             request,
@@ -390,8 +401,8 @@ impl Driver {
             // `read_buf` through `AsyncRead` (unlike `try_read_buf`) forgets the
             // socket's readiness after a short read, which saves the extra
             // `read` that would only answer "would block".
-            if self.read_buf.capacity() - self.read_buf.len() < MIN_READ_ROOM {
-                self.read_buf.reserve(READ_CHUNK);
+            if self.read_buf.capacity() - self.read_buf.len() < workload.read_chunk / 4 {
+                self.read_buf.reserve(workload.read_chunk);
             }
             let event = tokio::select! {
                 biased;
@@ -471,7 +482,7 @@ impl Driver {
                                 _ => micros(now.saturating_duration_since(sent)),
                             };
                             latency = Some((sent, us));
-                            self.stats.latency_us.saturating_record(us);
+                            self.stats.record_latency(us);
                             self.stats.requests += 1;
                         }
                     }
@@ -556,7 +567,7 @@ impl Driver {
                     if claim.measured {
                         self.stats.requests += 1;
                         let latency = micros(now.saturating_duration_since(start));
-                        self.stats.latency_us.saturating_record(latency);
+                        self.stats.record_latency(latency);
                     }
                 }
                 Outcome::Mismatch => self.error(ErrorKind::Mismatch),
@@ -589,8 +600,8 @@ async fn exchange(
             Ok(Some((_, total))) => buf.reserve(total - buf.len()),
             Ok(None) => {}
         }
-        if buf.capacity() - buf.len() < MIN_READ_ROOM {
-            buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < workload.read_chunk / 4 {
+            buf.reserve(workload.read_chunk);
         }
         match stream.read_buf(buf).await {
             Ok(0) => return Err(ErrorKind::Closed),
@@ -598,10 +609,6 @@ async fn exchange(
             Err(_) => return Err(ErrorKind::Reset),
         }
     }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

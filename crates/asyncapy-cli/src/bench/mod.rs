@@ -44,7 +44,7 @@ use driver::{Driver, Mode, Schedule, Shared, Stop, Target, Workload};
 use duration::parse_duration;
 use payload::Request;
 use report::{Report, Settings};
-use stats::{latency_histogram, ConnStats, Progress};
+use stats::{shared_histogram, ConnStats, Progress, SharedHistogram, Totals};
 
 /// The default length of a timed run.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -177,7 +177,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         DEFAULT_WARMUP
     });
-    let histogram = latency_histogram(args.timeout + args.connect_timeout)?;
+    let histogram = shared_histogram()?;
     let settings = Settings {
         target: addr.to_string(),
         mode: match mode {
@@ -214,7 +214,8 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         duration: args.duration,
         requests: args.requests,
         connections: args.connections as usize,
-        empty: ConnStats::new(histogram),
+        histogram,
+        max_latency: args.timeout + args.connect_timeout,
         show_progress,
     };
     let (stats, elapsed) = runtime.block_on(plan.execute());
@@ -251,15 +252,17 @@ struct Plan {
     duration: Option<Duration>,
     requests: Option<u64>,
     connections: usize,
-    /// Empty figures, cloned for every connection slot.
-    empty: ConnStats,
+    /// Where every slot records latencies.
+    histogram: SharedHistogram,
+    /// Latencies above this are recorded as this.
+    max_latency: Duration,
     show_progress: bool,
 }
 
 impl Plan {
     /// Runs every connection slot to the end: the merged figures and the
     /// measured time.
-    async fn execute(self) -> (ConnStats, Duration) {
+    async fn execute(self) -> (Totals, Duration) {
         let start = Instant::now();
         let warmup_end = start + self.warmup;
         let stop = match self.requests {
@@ -275,18 +278,19 @@ impl Plan {
         });
         let mut slots = tokio::task::JoinSet::new();
         for _ in 0..self.connections {
-            let driver = Driver::new(Arc::clone(&shared), self.empty.clone());
+            let stats = ConnStats::new(Arc::clone(&self.histogram), self.max_latency);
+            let driver = Driver::new(Arc::clone(&shared), stats);
             slots.spawn(driver.run());
         }
 
-        let mut merged = self.empty;
+        let mut merged = Totals::new(&self.histogram);
         let mut ticker = tokio::time::interval(PROGRESS_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = (start, 0u64);
         loop {
             tokio::select! {
                 joined = slots.join_next() => match joined {
-                    Some(Ok(stats)) => merged.merge(&stats),
+                    Some(Ok(mut stats)) => merged.add(&mut stats),
                     // A panicking slot is a bug; its figures are lost, the rest stand.
                     Some(Err(e)) => eprintln!("a connection slot failed: {e}"),
                     None => break,
@@ -297,6 +301,7 @@ impl Plan {
             }
         }
         bar.finish_and_clear();
+        merged.take_latencies(&self.histogram);
 
         let end = merged.finished.unwrap_or_else(Instant::now);
         let end = match shared.schedule.stop {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::stats::{ConnStats, ErrorKind};
+use super::stats::{ErrorKind, Totals};
 
 /// The run's settings, echoed in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -87,7 +87,7 @@ pub(crate) struct Report {
 
 impl Report {
     /// The report of merged figures `stats` over `elapsed` of measurement.
-    pub(crate) fn new(settings: Settings, stats: &ConnStats, elapsed: Duration) -> Report {
+    pub(crate) fn new(settings: Settings, stats: &Totals, elapsed: Duration) -> Report {
         let h = &stats.latency_us;
         let latency = if h.is_empty() {
             Latency::default()
@@ -231,7 +231,7 @@ fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::stats::latency_histogram;
+    use crate::bench::stats::{shared_histogram, ConnStats};
     use asyncaproto::ErrorCode;
 
     fn settings() -> Settings {
@@ -251,13 +251,17 @@ mod tests {
 
     #[test]
     fn json_report_carries_counts_and_errors() {
-        let mut stats = ConnStats::new(latency_histogram(Duration::from_secs(1)).expect("bounds"));
-        stats.requests = 10;
+        let histogram = shared_histogram().expect("histogram");
+        let mut conn = ConnStats::new(histogram.clone(), Duration::from_secs(1));
+        conn.requests = 10;
         for _ in 0..10 {
-            stats.latency_us.saturating_record(100);
+            conn.record_latency(100);
         }
-        stats.errors.add(ErrorKind::Mismatch);
-        stats.errors.add_failure(ErrorCode::TimedOut);
+        conn.errors.add(ErrorKind::Mismatch);
+        conn.errors.add_failure(ErrorCode::TimedOut);
+        let mut stats = Totals::new(&histogram);
+        stats.add(&mut conn);
+        stats.take_latencies(&histogram);
         let report = Report::new(settings(), &stats, Duration::from_secs(2));
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
         assert_eq!(json["requests"], 10);

@@ -5,6 +5,7 @@
 //! batch for the live display. The per-connection figures are merged at the end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -114,11 +115,32 @@ impl ErrorCounts {
     }
 }
 
+/// How many latencies a connection buffers before handing them to the shared
+/// histogram: one lock per this many replies.
+pub(crate) const LATENCY_BATCH: usize = 256;
+
+/// The latency histogram every connection feeds, in microseconds.
+pub(crate) type SharedHistogram = Arc<Mutex<Histogram<u64>>>;
+
+/// An empty shared latency histogram (3 significant figures, growing as needed).
+pub(crate) fn shared_histogram() -> anyhow::Result<SharedHistogram> {
+    Ok(Arc::new(Mutex::new(Histogram::new(3)?)))
+}
+
 /// The figures of one connection slot (across its reconnections).
-#[derive(Debug, Clone)]
+///
+/// Latencies are not kept in a histogram per connection (at 3 significant
+/// figures that is 8 to 50 KiB each, too much for 10,000 connections) but
+/// buffered, [`LATENCY_BATCH`] at a time, and added to one shared histogram:
+/// 2 KiB per connection, one uncontended lock per batch.
+#[derive(Debug)]
 pub(crate) struct ConnStats {
-    /// Latency of every measured, verified reply, in microseconds.
-    pub(crate) latency_us: Histogram<u64>,
+    /// Latencies not yet in the shared histogram, in microseconds.
+    pending_latencies: Vec<u64>,
+    /// Where latencies go.
+    histogram: SharedHistogram,
+    /// Larger latencies are recorded as this.
+    max_latency_us: u64,
     /// Measured requests answered with a correct echo.
     pub(crate) requests: u64,
     /// Errors, counted whether or not the warm-up was over.
@@ -131,20 +153,14 @@ pub(crate) struct ConnStats {
     pub(crate) finished: Option<Instant>,
 }
 
-/// A latency histogram in microseconds, 3 significant figures, able to hold
-/// latencies up to `max_latency` (at least one second); larger values saturate.
-pub(crate) fn latency_histogram(max_latency: Duration) -> anyhow::Result<Histogram<u64>> {
-    let high = u64::try_from(max_latency.as_micros())
-        .unwrap_or(u64::MAX)
-        .max(1_000_000);
-    Ok(Histogram::new_with_bounds(1, high, 3)?)
-}
-
 impl ConnStats {
-    /// Empty figures around an empty `latency_us` histogram.
-    pub(crate) fn new(latency_us: Histogram<u64>) -> Self {
+    /// Empty figures feeding `histogram`; latencies above `max_latency` are
+    /// recorded as `max_latency`.
+    pub(crate) fn new(histogram: SharedHistogram, max_latency: Duration) -> Self {
         ConnStats {
-            latency_us,
+            pending_latencies: Vec::with_capacity(LATENCY_BATCH),
+            histogram,
+            max_latency_us: micros(max_latency),
             requests: 0,
             errors: ErrorCounts::default(),
             bytes_sent: 0,
@@ -153,24 +169,92 @@ impl ConnStats {
         }
     }
 
-    /// Adds `other`'s figures to these.
-    pub(crate) fn merge(&mut self, other: &ConnStats) {
-        // Two histograms of the same bounds always add; saturate anything odd.
-        if self.latency_us.add(&other.latency_us).is_err() {
-            for v in other.latency_us.iter_recorded() {
-                self.latency_us
-                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
-            }
+    /// Records one reply's latency, in microseconds.
+    pub(crate) fn record_latency(&mut self, latency_us: u64) {
+        self.pending_latencies
+            .push(latency_us.min(self.max_latency_us));
+        if self.pending_latencies.len() >= LATENCY_BATCH {
+            self.flush_latencies();
         }
-        self.requests += other.requests;
-        self.errors.merge(&other.errors);
-        self.bytes_sent += other.bytes_sent;
-        self.bytes_received += other.bytes_received;
-        self.finished = match (self.finished, other.finished) {
+    }
+
+    /// Hands the buffered latencies to the shared histogram.
+    pub(crate) fn flush_latencies(&mut self) {
+        if self.pending_latencies.is_empty() {
+            return;
+        }
+        let mut histogram = self
+            .histogram
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for &us in &self.pending_latencies {
+            // Growing fails only past `usize`, far beyond the clamp above.
+            let _ = histogram.record(us);
+        }
+        drop(histogram);
+        self.pending_latencies.clear();
+    }
+}
+
+/// The sum of every connection's figures.
+#[derive(Debug, Clone)]
+pub(crate) struct Totals {
+    /// Latency of every measured, verified reply, in microseconds.
+    pub(crate) latency_us: Histogram<u64>,
+    /// Measured requests answered with a correct echo.
+    pub(crate) requests: u64,
+    /// Every error.
+    pub(crate) errors: ErrorCounts,
+    /// Bytes written after the warm-up.
+    pub(crate) bytes_sent: u64,
+    /// Bytes read after the warm-up.
+    pub(crate) bytes_received: u64,
+    /// When the last connection stopped working.
+    pub(crate) finished: Option<Instant>,
+}
+
+impl Totals {
+    /// Nothing yet, with latencies to come from `histogram`.
+    pub(crate) fn new(histogram: &SharedHistogram) -> Self {
+        let empty = histogram
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Totals {
+            latency_us: empty,
+            requests: 0,
+            errors: ErrorCounts::default(),
+            bytes_sent: 0,
+            bytes_received: 0,
+            finished: None,
+        }
+    }
+
+    /// Adds one connection's figures (its latencies, flushed, are in the
+    /// shared histogram: see [`Totals::take_latencies`]).
+    pub(crate) fn add(&mut self, conn: &mut ConnStats) {
+        conn.flush_latencies();
+        self.requests += conn.requests;
+        self.errors.merge(&conn.errors);
+        self.bytes_sent += conn.bytes_sent;
+        self.bytes_received += conn.bytes_received;
+        self.finished = match (self.finished, conn.finished) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
     }
+
+    /// Takes the latencies from the shared histogram, once every connection
+    /// has been added.
+    pub(crate) fn take_latencies(&mut self, histogram: &SharedHistogram) {
+        let mut shared = histogram.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut self.latency_us, &mut shared);
+    }
+}
+
+/// A duration in whole microseconds, saturating.
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The live counters behind the progress display, shared by every connection.
@@ -207,26 +291,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merging_adds_everything() {
-        let histogram = latency_histogram(Duration::from_secs(10)).expect("valid bounds");
-        let mut a = ConnStats::new(histogram.clone());
-        let mut b = ConnStats::new(histogram);
-        a.latency_us.saturating_record(10);
-        b.latency_us.saturating_record(1000);
-        b.latency_us.saturating_record(u64::MAX);
+    fn totals_add_everything() {
+        let histogram = shared_histogram().expect("histogram");
+        let mut a = ConnStats::new(Arc::clone(&histogram), Duration::from_secs(10));
+        let mut b = ConnStats::new(Arc::clone(&histogram), Duration::from_secs(10));
+        a.record_latency(10);
+        b.record_latency(1000);
+        b.record_latency(u64::MAX);
+        for _ in 0..LATENCY_BATCH {
+            a.record_latency(20);
+        }
         a.requests = 1;
         b.requests = 2;
         a.errors.add(ErrorKind::Timeout);
         b.errors.add(ErrorKind::Timeout);
         b.errors.add_failure(ErrorCode::NoHandler);
-        a.merge(&b);
-        assert_eq!(a.requests, 3);
-        assert_eq!(a.latency_us.len(), 3);
-        assert_eq!(a.errors.of(ErrorKind::Timeout), 2);
+        let mut totals = Totals::new(&histogram);
+        totals.add(&mut a);
+        totals.add(&mut b);
+        totals.take_latencies(&histogram);
+        assert_eq!(totals.requests, 3);
+        assert_eq!(totals.latency_us.len(), 3 + LATENCY_BATCH as u64);
+        assert_eq!(totals.latency_us.value_at_quantile(0.5), 20);
+        // Clamped to the bound (within the histogram's precision).
+        let max = totals.latency_us.max();
+        assert!((9_990_000..=10_010_000).contains(&max), "{max}");
+        assert_eq!(totals.errors.of(ErrorKind::Timeout), 2);
         assert_eq!(
-            a.errors.failures().collect::<Vec<_>>(),
+            totals.errors.failures().collect::<Vec<_>>(),
             vec![(ErrorCode::NoHandler, 1)]
         );
-        assert_eq!(a.errors.total(), 3);
+        assert_eq!(totals.errors.total(), 3);
     }
 }
