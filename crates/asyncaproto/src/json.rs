@@ -45,7 +45,13 @@ use crate::MAX_DEPTH;
 ///
 /// `bytes` must be UTF-8 ([`PayloadError::InvalidUtf8`]) and hold exactly one
 /// RFC 8259 value, optionally surrounded by whitespace; see the
-/// [data-model rules](crate::value#data-model-rules) for the rest.
+/// [data-model rules](crate::value#data-model-rules) for the rest. Other
+/// details: [`PayloadError::TrailingBytes`] counts from the first
+/// non-whitespace byte after the value; whitespace alone is
+/// [`PayloadError::Truncated`]; Python's `NaN`, `Infinity` and `-Infinity`
+/// literals are [`PayloadError::NonFinite`]; any other deviation from RFC 8259
+/// (comments, trailing commas, single quotes, a byte-order mark) is
+/// [`PayloadError::Syntax`].
 ///
 /// ```
 /// use asyncaproto::{json, PayloadError, Value};

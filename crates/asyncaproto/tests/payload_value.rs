@@ -216,6 +216,26 @@ fn borrowed_strings_are_not_copied() {
 }
 
 #[test]
+fn a_map_reads_as_an_optional_or_newtype_struct() {
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Inner {
+        a: i32,
+    }
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Wrapper(Inner);
+    let map = Map::from_iter([("a", 1)]);
+    assert_eq!(Option::<Inner>::deserialize(&map), Ok(Some(Inner { a: 1 })));
+    assert_eq!(Wrapper::deserialize(&map), Ok(Wrapper(Inner { a: 1 })));
+    assert_eq!(
+        from_value::<Option<Inner>>(Value::Map(map.clone())),
+        Ok(Some(Inner { a: 1 }))
+    );
+    assert_eq!(from_value::<Option<Inner>>(Value::Null), Ok(None));
+    let owned: Wrapper = Wrapper::deserialize(map).expect("owned map");
+    assert_eq!(owned, Wrapper(Inner { a: 1 }));
+}
+
+#[test]
 fn binary_round_trips_through_serde() {
     struct Bytes(Vec<u8>);
     impl Serialize for Bytes {
@@ -230,6 +250,8 @@ fn binary_round_trips_through_serde() {
         serde_json::to_string(&value).expect("serializable"),
         "[0,255]"
     );
+    let borrowed = Vec::<u8>::deserialize(&value).expect("borrowed bytes as a sequence");
+    assert_eq!(borrowed, [0, 255]);
     let back: Vec<u8> = from_value(value).expect("bytes as a sequence");
     assert_eq!(back, [0, 255]);
 }

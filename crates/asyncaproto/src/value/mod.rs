@@ -26,9 +26,9 @@
 //! | duplicate keys | one map may not hold the same key twice | [`DuplicateKey`] |
 //! | key order | kept: maps iterate and encode in insertion (wire) order; equality ignores order | |
 //! | integers | anything in `i64 ∪ u64`; [`Value::Int`] for the `i64` range, [`Value::UInt`] only above `i64::MAX` | a JSON integer outside: [`NumberOutOfRange`] |
-//! | JSON numbers | a fraction or an exponent makes a [`Value::Float`] (`1.0`, `1e2`); digits alone an integer | a JSON float beyond `f64`: [`NumberOutOfRange`] |
+//! | JSON numbers | a fraction or an exponent makes a [`Value::Float`] (`1.0`, `1e2`); digits alone an integer (`-0` is `0`, as in Python) | a JSON float beyond `f64`: [`NumberOutOfRange`] |
 //! | floats | finite only; ZiProto float32 widens to `f64`; ZiProto writes float64 | NaN, ±Infinity (decode or encode): [`NonFinite`] |
-//! | strings | valid UTF-8 (JSON: the whole payload; no lone surrogate escapes) | [`InvalidUtf8`] |
+//! | strings | valid UTF-8 (JSON: the whole payload, and no `\uD800`-`\uDFFF` escape outside a surrogate pair, which Python would accept but no Rust string can hold) | [`InvalidUtf8`] |
 //! | binary | ZiProto bin round-trips as [`Value::Bin`]; JSON writes it as a base64 string (standard alphabet, padded), one way: a JSON string always decodes as [`Value::Str`] | |
 //! | nesting | at most [`MAX_DEPTH`] (128) levels of arrays and maps, the top-level map being level 1 | [`TooDeep`] |
 //! | ZiProto types | only the formats of PROTOCOL.md §2: no ext types (`c7`-`c9`, `d4`-`d8`), never `c1` | [`UnsupportedType`] |
