@@ -298,7 +298,9 @@ impl Driver {
     }
 
     /// Connects, bounded by the connect timeout and by the end of a timed run.
-    /// `Ok(None)` means the run ended while connecting.
+    /// `None` when the run ended while connecting, or when connecting failed
+    /// (the error is counted, then a short pause keeps a dead server from
+    /// turning this into a busy loop).
     async fn connect(&mut self) -> Option<TcpStream> {
         let target = &self.shared.target;
         let deadline = Instant::now() + target.connect_timeout;
