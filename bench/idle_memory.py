@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARIES = {
     "yardstick": [os.path.join(ROOT, "target/release/examples/yardstick")],
     "serve": [os.path.join(ROOT, "target/release/asyncapy"), "serve"],
+    "serve-quiet": [os.path.join(ROOT, "target/release/asyncapy"), "serve", "--logging-level", "30"],
 }
 
 

@@ -28,7 +28,7 @@
 //! assert_eq!(frame.encoding, Encoding::Json);
 //! assert_eq!(&frame.payload[..], b"{}");
 //! assert!(buf.is_empty());
-//! # Ok::<(), asyncaproto::FrameError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::fmt;

@@ -272,7 +272,11 @@ impl Connection {
 async fn read_more(stream: &TcpStream, buf: &mut BytesMut, chunk: usize) -> io::Result<usize> {
     if buf.capacity() == buf.len() {
         if buf.is_empty() {
-            stream.readable().await?;
+            // Not `readable()`: tokio reports a fresh socket readable before any
+            // byte arrives, which would allocate every idle session's buffer.
+            if stream.peek(&mut [0u8; 1]).await? == 0 {
+                return Ok(0);
+            }
         }
         buf.reserve(chunk);
     }
