@@ -73,7 +73,9 @@ impl ServeArgs {
         ];
         for (key, value) in flags {
             if let Some(value) = value {
-                config.set(key, value).with_context(|| format!("--{}", key.replace('_', "-")))?;
+                config
+                    .set(key, value)
+                    .with_context(|| format!("--{}", key.replace('_', "-")))?;
             }
         }
         config.validate()?;

@@ -336,13 +336,15 @@ impl Config {
             }
             "port" => self.port = parse_int(key, value, "must be a port number from 0 to 65535")?,
             "buf" => self.buf = parse_int(key, value, "must be a positive number of bytes")?,
-            "logging_level" => self.logging_level = LogLevel::parse(value).ok_or_else(|| {
-                invalid(
+            "logging_level" => {
+                self.logging_level = LogLevel::parse(value).ok_or_else(|| {
+                    invalid(
                     key,
                     value,
                     "must be a Python level number (10, 20, 30, 40, 50) or name (DEBUG, INFO, ...)",
                 )
-            })?,
+                })?
+            }
             "console_format" => self.console_format = value.to_owned(),
             "datefmt" => self.datefmt = value.to_owned(),
             "timeout" => self.timeout = parse_seconds(key, value)?,

@@ -5,18 +5,23 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use asyncaproto::{Encoding, FrameCodec, FrameError, Map};
 use bytes::BytesMut;
-use tokio::sync::Notify;
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 use uuid::Uuid;
 
 use crate::packet::AsPayload;
 
 const NO_ENCODING: u8 = u8::MAX;
+
+/// Keys of sessions in the registry.
+static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// The state of one session, shared by its connection task and every handle.
 pub(crate) struct SessionState {
@@ -27,9 +32,31 @@ pub(crate) struct SessionState {
     encoding: AtomicU8,
     /// Frames waiting to be written; the connection task drains it.
     outbox: Mutex<BytesMut>,
-    closing: AtomicBool,
-    close_signal: Notify,
+    /// `CLOSING`, `SHUTDOWN`, `ABORT`: what the session task is asked to do.
+    signals: AtomicU8,
+    /// The session task, woken when a signal is raised.
+    waker: AtomicWaker,
+    /// The key of this session in the registry.
+    seq: u64,
     registry: Arc<Registry>,
+}
+
+/// Close once what was queued is written.
+const CLOSING: u8 = 1;
+/// The server is shutting down: answer `ERR_SHUTTING_DOWN` when idle.
+const SHUTDOWN: u8 = 2;
+/// The grace period is over: drop everything now.
+const ABORT: u8 = 4;
+
+/// A signal raised on a session from outside its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// A handle closed the session.
+    Close,
+    /// The server is shutting down.
+    Shutdown,
+    /// The grace period is over.
+    Abort,
 }
 
 impl SessionState {
@@ -41,8 +68,9 @@ impl SessionState {
             codec,
             encoding: AtomicU8::new(NO_ENCODING),
             outbox: Mutex::new(BytesMut::new()),
-            closing: AtomicBool::new(false),
-            close_signal: Notify::new(),
+            signals: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
+            seq: NEXT_SEQ.fetch_add(1, Ordering::Relaxed),
             registry,
         }
     }
@@ -77,19 +105,50 @@ impl SessionState {
     }
 
     pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
+        self.signals.load(Ordering::Acquire) & CLOSING != 0
+    }
+
+    fn raise(&self, signal: u8) {
+        self.signals.fetch_or(signal, Ordering::AcqRel);
+        self.waker.wake();
     }
 
     pub(crate) fn close(&self) {
-        self.closing.store(true, Ordering::Release);
-        self.close_signal.notify_one();
+        self.raise(CLOSING);
     }
 
-    pub(crate) async fn closed(&self) {
-        if self.is_closing() {
-            return;
+    pub(crate) fn shutdown(&self) {
+        self.raise(SHUTDOWN);
+    }
+
+    pub(crate) fn abort(&self) {
+        self.raise(ABORT);
+    }
+
+    /// The most pressing signal raised, registering the task to be woken by the
+    /// next one. Abort outranks close, which outranks shutdown.
+    pub(crate) fn poll_signal(&self, cx: &mut Context<'_>) -> Poll<Signal> {
+        self.waker.register(cx.waker());
+        let signals = self.signals.load(Ordering::Acquire);
+        if signals & ABORT != 0 {
+            Poll::Ready(Signal::Abort)
+        } else if signals & CLOSING != 0 {
+            Poll::Ready(Signal::Close)
+        } else if signals & SHUTDOWN != 0 {
+            Poll::Ready(Signal::Shutdown)
+        } else {
+            Poll::Pending
         }
-        self.close_signal.notified().await;
+    }
+
+    /// Ready once the session is aborted (other signals do not end a handler).
+    pub(crate) fn poll_abort(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.signals.load(Ordering::Acquire) & ABORT != 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     fn send_map(&self, map: &Map, close: bool) -> Result<(), SendError> {
@@ -251,12 +310,14 @@ impl fmt::Debug for Session {
 #[derive(Default)]
 pub(crate) struct Registry {
     limit: usize,
-    by_ip: Mutex<HashMap<IpAddr, Vec<Arc<SessionState>>>>,
+    by_ip: Mutex<HashMap<IpAddr, HashMap<u64, Arc<SessionState>>>>,
 }
 
 /// A client IP already holds the most sessions it may.
 #[derive(Debug)]
 pub(crate) struct LimitReached;
+
+type ByIp = HashMap<IpAddr, HashMap<u64, Arc<SessionState>>>;
 
 impl Registry {
     pub(crate) fn new(limit: usize) -> Registry {
@@ -266,7 +327,7 @@ impl Registry {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, Vec<Arc<SessionState>>>> {
+    fn lock(&self) -> MutexGuard<'_, ByIp> {
         self.by_ip.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -285,29 +346,40 @@ impl Registry {
             }
             return Err(LimitReached);
         }
-        sessions.push(state.clone());
+        sessions.insert(state.seq, state.clone());
         Ok(RegistryGuard {
             registry: self.clone(),
             state,
         })
     }
 
+    /// The live sessions of `ip`, oldest first.
     pub(crate) fn sessions_of(&self, ip: IpAddr) -> Vec<Session> {
-        self.lock()
+        let mut states: Vec<Arc<SessionState>> = self
+            .lock()
             .get(&ip)
-            .map(|list| {
-                list.iter()
-                    .map(|state| Session {
-                        state: state.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+            .map(|sessions| sessions.values().cloned().collect())
+            .unwrap_or_default();
+        states.sort_by_key(|state| state.seq);
+        states.into_iter().map(|state| Session { state }).collect()
     }
 
     /// How many sessions are live.
     pub(crate) fn len(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().values().map(HashMap::len).sum()
+    }
+
+    /// Raises `signal` on every live session.
+    pub(crate) fn signal_all(&self, signal: Signal) {
+        for sessions in self.lock().values() {
+            for state in sessions.values() {
+                match signal {
+                    Signal::Close => state.close(),
+                    Signal::Shutdown => state.shutdown(),
+                    Signal::Abort => state.abort(),
+                }
+            }
+        }
     }
 }
 
@@ -321,9 +393,9 @@ impl Drop for RegistryGuard {
     fn drop(&mut self) {
         let ip = self.state.peer.ip();
         let mut by_ip = self.registry.lock();
-        if let Some(list) = by_ip.get_mut(&ip) {
-            list.retain(|s| !Arc::ptr_eq(s, &self.state));
-            if list.is_empty() {
+        if let Some(sessions) = by_ip.get_mut(&ip) {
+            sessions.remove(&self.state.seq);
+            if sessions.is_empty() {
                 by_ip.remove(&ip);
             }
         }

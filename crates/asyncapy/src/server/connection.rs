@@ -14,24 +14,26 @@
 //! an idle session costs little. The idle deadline moves only when a complete
 //! packet arrives: a peer trickling bytes cannot keep a session alive.
 
+use std::future::{poll_fn, Future};
 use std::io;
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use asyncaproto::{Encoding, ErrorCode};
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, Instant, Sleep};
 use tracing::{debug, error, info, warn};
 
 use crate::dispatch::Dispatched;
 use crate::packet::Packet;
 use crate::server::ServerContext;
-use crate::session::{Client, SessionState};
+use crate::session::{Client, SessionState, Signal};
 
 /// A read buffer emptied while larger than this is released rather than kept.
 const KEEP_BUFFER_UP_TO: usize = 64 * 1024;
@@ -55,6 +57,8 @@ pub(crate) enum End {
     Failed(ErrorCode),
     /// The transport failed (reset, write timeout...).
     Broken,
+    /// The shutdown's grace period ended while the session was still open.
+    Aborted,
 }
 
 pub(crate) struct Connection {
@@ -63,6 +67,23 @@ pub(crate) struct Connection {
     stream: TcpStream,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// The session's one timer: the idle deadline, the handler deadline, the
+    /// write deadline and the linger deadline, one after the other.
+    deadline: Pin<Box<Sleep>>,
+}
+
+/// What ended a wait for input.
+enum Wake {
+    /// Bytes arrived (or the stream ended: the next read says which).
+    Input(io::Result<usize>),
+    /// The session was closed by a handle.
+    Closed,
+    /// The server is shutting down.
+    Shutdown,
+    /// The deadline passed.
+    Deadline,
+    /// The grace period of a shutdown is over.
+    Abort,
 }
 
 impl Connection {
@@ -71,140 +92,191 @@ impl Connection {
         state: Arc<SessionState>,
         stream: TcpStream,
     ) -> Self {
+        let deadline = Box::pin(sleep_until(Instant::now() + ctx.config.timeout));
         Connection {
             ctx,
             state,
             stream,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
+            deadline,
         }
     }
 
     /// Serves the session until it ends, then closes the connection.
+    ///
+    /// While the session rests, only the small wait for input is held; the
+    /// processing of a batch (decode, dispatch, write) lives in a box for the
+    /// time it runs, so that an idle session costs as little memory as possible.
     pub(crate) async fn run(mut self) -> End {
-        let end = self.serve().await;
+        let end = loop {
+            let wake = self.wait().await;
+            if let Some(end) = Box::pin(self.on_wake(wake)).await {
+                break end;
+            }
+        };
         match end {
-            End::ClientClosed | End::Truncated | End::Broken => {}
-            End::Closed | End::Failed(_) => self.linger().await,
+            End::ClientClosed | End::Truncated | End::Broken | End::Aborted => {}
+            End::Closed | End::Failed(_) => Box::pin(self.linger()).await,
         }
         end
     }
 
-    async fn serve(&mut self) -> End {
-        let period = self.ctx.config.timeout;
-        let mut deadline = pin!(sleep_until(Instant::now() + period));
-        let client = Client::new(self.state.clone());
-        loop {
-            // 1. Every complete frame already buffered, in order.
-            let mut got_packet = false;
-            loop {
-                if self.state.is_closing() {
-                    return match self.flush().await {
-                        Ok(()) => End::Closed,
-                        Err(_) => End::Broken,
-                    };
-                }
-                let frame = match self.ctx.codec.decode_frame(&mut self.rbuf) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
-                    Err(e) => {
-                        warn!("Refusing packet: {e}");
-                        let code = e.error_code().unwrap_or(ErrorCode::HeaderInvalid);
-                        return self.fail(code, e.reply_encoding()).await;
-                    }
-                };
-                got_packet = true;
+    /// Waits for more bytes, a close, the shutdown, or the deadline.
+    ///
+    /// A single `poll_fn` over wakers that live in the socket and the session
+    /// state: this is the state an idle session rests in, and it is tiny.
+    async fn wait(&mut self) -> Wake {
+        if self.ctx.abort.is_cancelled() {
+            self.state.abort();
+        } else if self.ctx.shutdown.is_cancelled() {
+            self.state.shutdown();
+        }
+        let chunk = self.ctx.config.buf;
+        poll_fn(|cx| {
+            if let Poll::Ready(signal) = self.state.poll_signal(cx) {
+                return Poll::Ready(match signal {
+                    Signal::Abort => Wake::Abort,
+                    Signal::Close => Wake::Closed,
+                    Signal::Shutdown => Wake::Shutdown,
+                });
+            }
+            if self.deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Deadline);
+            }
+            poll_read_more(&self.stream, &mut self.rbuf, chunk, cx).map(Wake::Input)
+        })
+        .await
+    }
+
+    /// Acts on what ended the wait; `Some` when the session is over.
+    async fn on_wake(&mut self, wake: Wake) -> Option<End> {
+        match wake {
+            Wake::Input(Ok(0)) if self.rbuf.is_empty() => Some(End::ClientClosed),
+            Wake::Input(Ok(0)) => {
                 debug!(
-                    "Expected stream length is {}, Protocol-Version is V2, Content-Encoding is {}",
-                    frame.payload.len() + 2,
-                    frame.encoding
+                    "Connection closed inside a packet ({} bytes buffered)",
+                    self.rbuf.len()
                 );
-                self.state.settle_encoding(frame.encoding);
-                let map = match frame.encoding.decode(&frame.payload) {
-                    Ok(map) => map,
-                    Err(e) => {
-                        warn!("Malformed {} payload: {e}", frame.encoding);
-                        return self.fail(ErrorCode::RequestMalformed, frame.encoding).await;
-                    }
-                };
-                drop(frame);
-                let packet = Packet::new(map, self.state.encoding().unwrap_or_default());
-                deadline.as_mut().reset(Instant::now() + period);
-                let dispatch =
-                    AssertUnwindSafe(self.ctx.dispatcher.dispatch(&client, packet)).catch_unwind();
-                let outcome = tokio::select! {
-                    biased;
-                    outcome = dispatch => outcome,
-                    () = &mut deadline => {
-                        warn!("Handler timed out after {period:?}");
-                        return self.fail(ErrorCode::TimedOut, self.session_encoding()).await;
-                    }
-                };
-                match outcome {
-                    Ok(Ok(Dispatched::Handled)) => {}
-                    Ok(Ok(Dispatched::Unhandled)) => {
-                        info!("No handler accepted the packet");
-                        return self
-                            .fail(ErrorCode::NoHandler, self.session_encoding())
-                            .await;
-                    }
-                    Ok(Err(e)) => {
-                        error!("Handler failed: {e}");
-                        return self
-                            .fail(ErrorCode::HandlerFailed, self.session_encoding())
-                            .await;
-                    }
-                    Err(panic) => {
-                        error!("Handler panicked: {}", panic_message(&panic));
-                        return self
-                            .fail(ErrorCode::HandlerFailed, self.session_encoding())
-                            .await;
-                    }
-                }
+                Some(End::Truncated)
             }
-
-            // 2. One write for everything the batch produced.
-            if self.flush().await.is_err() {
-                return End::Broken;
+            Wake::Input(Ok(_)) => self.process().await,
+            Wake::Input(Err(e)) => {
+                debug!("Read failed: {e}");
+                Some(End::Broken)
             }
-            if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_BUFFER_UP_TO {
-                self.rbuf = BytesMut::new();
+            Wake::Abort => Some(End::Aborted),
+            Wake::Closed => Some(match self.flush().await {
+                Ok(()) => End::Closed,
+                Err(_) => End::Broken,
+            }),
+            Wake::Shutdown => {
+                info!("Server shutting down");
+                Some(
+                    self.fail(ErrorCode::ShuttingDown, self.session_encoding())
+                        .await,
+                )
             }
-            if got_packet {
-                deadline.as_mut().reset(Instant::now() + period);
-            }
-
-            // 3. Wait for more bytes, a close, the shutdown, or the deadline.
-            if self.ctx.shutdown.is_cancelled() {
-                return self
-                    .fail(ErrorCode::ShuttingDown, self.session_encoding())
-                    .await;
-            }
-            tokio::select! {
-                biased;
-                () = self.state.closed() => {}
-                () = self.ctx.shutdown.cancelled() => {
-                    info!("Server shutting down");
-                    return self.fail(ErrorCode::ShuttingDown, self.session_encoding()).await;
-                }
-                () = &mut deadline => {
-                    info!("Session timed out after {period:?} without a complete packet");
-                    return self.fail(ErrorCode::TimedOut, self.session_encoding()).await;
-                }
-                read = read_more(&self.stream, &mut self.rbuf, self.ctx.config.buf) => match read {
-                    Ok(0) if self.rbuf.is_empty() => return End::ClientClosed,
-                    Ok(0) => {
-                        debug!("Connection closed inside a packet ({} bytes buffered)", self.rbuf.len());
-                        return End::Truncated;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        debug!("Read failed: {e}");
-                        return End::Broken;
-                    }
-                },
+            Wake::Deadline => {
+                info!(
+                    "Session timed out after {:?} without a complete packet",
+                    self.ctx.config.timeout
+                );
+                Some(
+                    self.fail(ErrorCode::TimedOut, self.session_encoding())
+                        .await,
+                )
             }
         }
+    }
+
+    /// Handles every complete frame buffered, in order, then writes all the
+    /// replies at once; `Some` when the session is over.
+    async fn process(&mut self) -> Option<End> {
+        let ctx = self.ctx.clone();
+        let period = ctx.config.timeout;
+        let client = Client::new(self.state.clone());
+        let mut got_packet = false;
+        loop {
+            if self.state.is_closing() {
+                break;
+            }
+            let frame = match self.ctx.codec.decode_frame(&mut self.rbuf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!("Refusing packet: {e}");
+                    let code = e.error_code().unwrap_or(ErrorCode::HeaderInvalid);
+                    return Some(self.fail(code, e.reply_encoding()).await);
+                }
+            };
+            got_packet = true;
+            debug!(
+                "Expected stream length is {}, Protocol-Version is V2, Content-Encoding is {}",
+                frame.payload.len() + 2,
+                frame.encoding
+            );
+            let encoding = self.state.settle_encoding(frame.encoding);
+            let map = match frame.encoding.decode(&frame.payload) {
+                Ok(map) => map,
+                Err(e) => {
+                    warn!("Malformed {} payload: {e}", frame.encoding);
+                    return Some(self.fail(ErrorCode::RequestMalformed, frame.encoding).await);
+                }
+            };
+            drop(frame);
+            let packet = Packet::new(map, encoding);
+            let mut dispatch =
+                pin!(AssertUnwindSafe(ctx.dispatcher.dispatch(&client, packet)).catch_unwind());
+            // Most handlers finish without waiting: only arm the handler
+            // deadline for those that do.
+            let outcome = match futures_util::poll!(dispatch.as_mut()) {
+                Poll::Ready(outcome) => Some(outcome),
+                Poll::Pending => {
+                    self.deadline.as_mut().reset(Instant::now() + period);
+                    let state = &self.state;
+                    tokio::select! {
+                        biased;
+                        outcome = dispatch => Some(outcome),
+                        () = poll_fn(|cx| state.poll_abort(cx)) => return Some(End::Aborted),
+                        () = &mut self.deadline => None,
+                    }
+                }
+            };
+            let Some(outcome) = outcome else {
+                warn!("Handler timed out after {period:?}");
+                return Some(self.fail(ErrorCode::TimedOut, encoding).await);
+            };
+            let failure = match outcome {
+                Ok(Ok(Dispatched::Handled)) => continue,
+                Ok(Ok(Dispatched::Unhandled)) => {
+                    info!("No handler accepted the packet");
+                    ErrorCode::NoHandler
+                }
+                Ok(Err(e)) => {
+                    error!("Handler failed: {e}");
+                    ErrorCode::HandlerFailed
+                }
+                Err(panic) => {
+                    error!("Handler panicked: {}", panic_message(&panic));
+                    ErrorCode::HandlerFailed
+                }
+            };
+            return Some(self.fail(failure, encoding).await);
+        }
+        if self.flush().await.is_err() {
+            return Some(End::Broken);
+        }
+        if self.state.is_closing() {
+            return Some(End::Closed);
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_BUFFER_UP_TO {
+            self.rbuf = BytesMut::new();
+        }
+        if got_packet {
+            self.deadline.as_mut().reset(Instant::now() + period);
+        }
+        None
     }
 
     fn session_encoding(&self) -> Encoding {
@@ -233,15 +305,30 @@ impl Connection {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let written = timeout(self.ctx.config.timeout, self.stream.write_all(&self.wbuf)).await;
+        // The write usually completes at once; arm the deadline only if it waits.
+        let written = {
+            let mut write = pin!(self.stream.write_all(&self.wbuf));
+            match futures_util::poll!(write.as_mut()) {
+                Poll::Ready(result) => result,
+                Poll::Pending => {
+                    self.deadline
+                        .as_mut()
+                        .reset(Instant::now() + self.ctx.config.timeout);
+                    let state = &self.state;
+                    tokio::select! {
+                        biased;
+                        result = write => result,
+                        () = poll_fn(|cx| state.poll_abort(cx)) => Err(io::Error::new(io::ErrorKind::Interrupted, "aborted")),
+                        () = &mut self.deadline => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+                    }
+                }
+            }
+        };
         self.wbuf.clear();
         if self.wbuf.capacity() > KEEP_BUFFER_UP_TO {
             self.wbuf = BytesMut::new();
         }
-        match written {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-        }
+        written
     }
 
     /// Half-closes, then reads and discards what the peer still sends (bounded),
@@ -250,14 +337,23 @@ impl Connection {
         if self.stream.shutdown().await.is_err() {
             return;
         }
-        let limit = Instant::now() + LINGER_TIME.min(self.ctx.config.timeout);
+        let linger = LINGER_TIME.min(self.ctx.config.timeout);
+        self.deadline.as_mut().reset(Instant::now() + linger);
         let mut discarded = 0usize;
         self.rbuf.clear();
         while discarded < LINGER_BYTES {
-            match tokio::time::timeout_at(limit, read_more(&self.stream, &mut self.rbuf, 8192))
-                .await
-            {
-                Ok(Ok(n)) if n > 0 => {
+            let read = poll_fn(|cx| {
+                if self.deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(0));
+                }
+                if self.state.poll_abort(cx).is_ready() {
+                    return Poll::Ready(Ok(0));
+                }
+                poll_read_more(&self.stream, &mut self.rbuf, 8192, cx)
+            })
+            .await;
+            match read {
+                Ok(n) if n > 0 => {
                     discarded += n;
                     self.rbuf.clear();
                 }
@@ -267,24 +363,34 @@ impl Connection {
     }
 }
 
-/// Reads whatever is available into `buf`, allocating it only once the socket
-/// is readable; `Ok(0)` is the end of the stream.
-async fn read_more(stream: &TcpStream, buf: &mut BytesMut, chunk: usize) -> io::Result<usize> {
-    if buf.capacity() == buf.len() {
-        if buf.is_empty() {
-            // Not `readable()`: tokio reports a fresh socket readable before any
-            // byte arrives, which would allocate every idle session's buffer.
-            if stream.peek(&mut [0u8; 1]).await? == 0 {
-                return Ok(0);
-            }
-        }
-        buf.reserve(chunk);
-    }
+/// Reads whatever is available into `buf`, allocating it only once a byte has
+/// arrived; `Ok(0)` is the end of the stream.
+fn poll_read_more(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    chunk: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
     loop {
+        if buf.capacity() == buf.len() {
+            if buf.is_empty() {
+                // Peek first: tokio reports a fresh socket readable before any
+                // byte arrives, and an idle session must not hold a buffer.
+                let mut one = [0u8; 1];
+                let mut peeked = ReadBuf::new(&mut one);
+                ready!(stream.poll_peek(cx, &mut peeked))?;
+                if peeked.filled().is_empty() {
+                    return Poll::Ready(Ok(0));
+                }
+            }
+            buf.reserve(chunk);
+        }
         match stream.try_read_buf(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
-            Err(e) => return Err(e),
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ready!(stream.poll_read_ready(cx))?;
+            }
+            Err(e) => return Poll::Ready(Err(e)),
         }
     }
 }

@@ -14,7 +14,7 @@ use tracing::{error, info, warn, Instrument};
 
 use super::connection::Connection;
 use super::ServerContext;
-use crate::session::SessionState;
+use crate::session::{SessionState, Signal};
 
 /// How long the refusal of a connection over a limit may take.
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
@@ -58,16 +58,14 @@ pub(super) async fn run(listener: TcpListener, ctx: Arc<ServerContext>, tracker:
                 let _permit = permit;
                 let Ok(_registered) = ctx.registry.register(state.clone()) else {
                     warn!("Session limit reached for {}", peer.ip());
-                    refuse(stream, ctx.clone(), ErrorCode::SessionLimitReached).await;
+                    // Boxed: the refusal is rare, and its future must not
+                    // enlarge every session's task.
+                    Box::pin(refuse(stream, ctx.clone(), ErrorCode::SessionLimitReached)).await;
                     return;
                 };
                 info!("New session started from {peer}, UUID is {}", state.id());
-                let abort = ctx.abort.clone();
-                let connection = Connection::new(ctx, state, stream);
-                tokio::select! {
-                    end = connection.run() => info!("The connection was closed ({end:?})"),
-                    () = abort.cancelled() => info!("The connection was dropped at the end of the grace period"),
-                }
+                let end = Connection::new(ctx, state, stream).run().await;
+                info!("The connection was closed ({end:?})");
             }
             .instrument(span),
         );
@@ -78,6 +76,7 @@ pub(super) async fn run(listener: TcpListener, ctx: Arc<ServerContext>, tracker:
         ctx.registry.len(),
         ctx.config.grace_period
     );
+    ctx.registry.signal_all(Signal::Shutdown);
     tracker.close();
     if tokio::time::timeout(ctx.config.grace_period, tracker.wait())
         .await
@@ -88,6 +87,7 @@ pub(super) async fn run(listener: TcpListener, ctx: Arc<ServerContext>, tracker:
             ctx.registry.len()
         );
         ctx.abort.cancel();
+        ctx.registry.signal_all(Signal::Abort);
         tracker.wait().await;
     }
     info!("Server stopped");
@@ -110,7 +110,7 @@ async fn refuse(mut stream: TcpStream, ctx: Arc<ServerContext>, code: ErrorCode)
         stream.shutdown().await?;
         // Let the reply reach the peer before the socket closes (a close with
         // unread input would reset the connection and could destroy it).
-        let mut sink = [0u8; 1024];
+        let mut sink = vec![0u8; 1024];
         loop {
             match stream.try_read(&mut sink) {
                 Ok(0) => break,
