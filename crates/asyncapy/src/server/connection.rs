@@ -38,6 +38,10 @@ use crate::session::{Client, SessionState, Signal};
 /// A read buffer emptied while larger than this is released rather than kept.
 const KEEP_BUFFER_UP_TO: usize = 64 * 1024;
 
+/// The most room one read is given (a larger packet still arrives whole, over
+/// several reads).
+const MAX_READ_SIZE: usize = 64 * 1024;
+
 /// At most this long, and this many bytes, are read and discarded after the
 /// server's last reply before it drops a connection (so that the reply is not
 /// destroyed by a reset caused by unread input).
@@ -70,6 +74,9 @@ pub(crate) struct Connection {
     /// The session's one timer: the idle deadline, the handler deadline, the
     /// write deadline and the linger deadline, one after the other.
     deadline: Pin<Box<Sleep>>,
+    /// How much room each read gets: `buf` at first, doubled whenever a read
+    /// fills it, up to [`MAX_READ_SIZE`].
+    read_size: usize,
 }
 
 /// What ended a wait for input.
@@ -94,6 +101,7 @@ impl Connection {
     ) -> Self {
         let deadline = Box::pin(sleep_until(Instant::now() + ctx.config.timeout));
         Connection {
+            read_size: ctx.config.buf,
             ctx,
             state,
             stream,
@@ -132,7 +140,6 @@ impl Connection {
         } else if self.ctx.shutdown.is_cancelled() {
             self.state.shutdown();
         }
-        let chunk = self.ctx.config.buf;
         poll_fn(|cx| {
             if let Poll::Ready(signal) = self.state.poll_signal(cx) {
                 return Poll::Ready(match signal {
@@ -144,7 +151,20 @@ impl Connection {
             if self.deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wake::Deadline);
             }
-            poll_read_more(&self.stream, &mut self.rbuf, chunk, cx).map(Wake::Input)
+            let read = ready!(poll_read_more(
+                &self.stream,
+                &mut self.rbuf,
+                self.read_size,
+                cx
+            ));
+            if let Ok(n) = read {
+                // A read that filled all the room there was: more is probably
+                // waiting, so read more at a time (up to MAX_READ_SIZE).
+                if n >= self.read_size {
+                    self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+                }
+            }
+            Poll::Ready(Wake::Input(read))
         })
         .await
     }
@@ -368,22 +388,24 @@ impl Connection {
 fn poll_read_more(
     stream: &TcpStream,
     buf: &mut BytesMut,
-    chunk: usize,
+    read_size: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
     loop {
-        if buf.capacity() == buf.len() {
-            if buf.is_empty() {
-                // Peek first: tokio reports a fresh socket readable before any
-                // byte arrives, and an idle session must not hold a buffer.
-                let mut one = [0u8; 1];
-                let mut peeked = ReadBuf::new(&mut one);
-                ready!(stream.poll_peek(cx, &mut peeked))?;
-                if peeked.filled().is_empty() {
-                    return Poll::Ready(Ok(0));
-                }
+        if buf.capacity() == 0 {
+            // Peek first: tokio reports a fresh socket readable before any
+            // byte arrives, and an idle session must not hold a buffer.
+            let mut one = [0u8; 1];
+            let mut peeked = ReadBuf::new(&mut one);
+            ready!(stream.poll_peek(cx, &mut peeked))?;
+            if peeked.filled().is_empty() {
+                return Poll::Ready(Ok(0));
             }
-            buf.reserve(chunk);
+        }
+        // Room for a whole read: reuses the allocation once the frames that
+        // shared it are gone.
+        if buf.capacity() - buf.len() < read_size / 2 {
+            buf.reserve(read_size);
         }
         match stream.try_read_buf(buf) {
             Ok(n) => return Poll::Ready(Ok(n)),
