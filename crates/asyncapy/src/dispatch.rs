@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::filters::{Check, Filter};
 use crate::packet::Packet;
 use crate::session::Client;
 
@@ -80,16 +81,73 @@ where
     }
 }
 
-struct Route {
+/// A registered handler with its filters and group, as returned by
+/// [`Server::add_handler`](crate::Server::add_handler): chain [`Route::filter`]
+/// and [`Route::group`] on it.
+///
+/// ```
+/// use asyncapy::{Client, Config, Packet, Server};
+///
+/// async fn first(client: Client, packet: Packet) {
+///     let _ = client.send(&packet).await;
+/// }
+///
+/// let mut server = Server::new(Config::default());
+/// server
+///     .add_handler(first)
+///     .filter(|_: &Client, p: &Packet| p.contains_key("id"))
+///     .group(-1);
+/// ```
+pub struct Route {
     name: String,
     handler: Arc<dyn Handler>,
+    filters: Vec<Arc<dyn Filter>>,
+    group: i32,
+}
+
+impl Route {
+    /// Adds a filter: every filter of a route must pass for its handler to run.
+    pub fn filter<F: Filter>(&mut self, filter: F) -> &mut Route {
+        self.filters.push(Arc::new(filter));
+        self
+    }
+
+    /// Puts the handler in `group` (default 0): groups run in ascending order,
+    /// and the first matching handler of each group runs.
+    pub fn group(&mut self, group: i32) -> &mut Route {
+        self.group = group;
+        self
+    }
+
+    /// Names the handler in the log (default: its function's name).
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Route {
+        self.name = name.into();
+        self
+    }
+
+    /// Whether every filter passes.
+    async fn accepts(&self, client: &Client, packet: &Packet) -> bool {
+        for filter in &self.filters {
+            let pass = match filter.check(client, packet) {
+                Check::Pass => true,
+                Check::Fail => false,
+                Check::Later(answer) => answer.await,
+            };
+            if !pass {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// The registered handlers, by group.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(crate) struct Dispatcher {
-    /// Sorted by group number.
-    groups: Vec<(i32, Vec<Arc<Route>>)>,
+    /// In registration order, until [`Dispatcher::freeze`].
+    routes: Vec<Route>,
+    /// Sorted by group number; within a group, in registration order.
+    groups: Vec<(i32, Vec<Route>)>,
 }
 
 /// What happened to a packet.
@@ -102,16 +160,29 @@ pub(crate) enum Dispatched {
 }
 
 impl Dispatcher {
-    pub(crate) fn add(&mut self, group: i32, name: String, handler: Arc<dyn Handler>) {
-        let route = Arc::new(Route { name, handler });
-        match self.groups.binary_search_by_key(&group, |(g, _)| *g) {
-            Ok(i) => self.groups[i].1.push(route),
-            Err(i) => self.groups.insert(i, (group, vec![route])),
-        }
+    pub(crate) fn add(&mut self, name: String, handler: Arc<dyn Handler>) -> &mut Route {
+        self.routes.push(Route {
+            name,
+            handler,
+            filters: Vec::new(),
+            group: 0,
+        });
+        let last = self.routes.len() - 1;
+        &mut self.routes[last]
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.groups.is_empty()
+        self.routes.is_empty() && self.groups.is_empty()
+    }
+
+    /// Sorts the routes into their groups; called once, before serving.
+    pub(crate) fn freeze(&mut self) {
+        for route in self.routes.drain(..) {
+            match self.groups.binary_search_by_key(&route.group, |(g, _)| *g) {
+                Ok(i) => self.groups[i].1.push(route),
+                Err(i) => self.groups.insert(i, (route.group, vec![route])),
+            }
+        }
     }
 
     /// Runs the packet through every group in order.
@@ -123,7 +194,14 @@ impl Dispatcher {
         let mut outcome = Dispatched::Unhandled;
         for (group, routes) in &self.groups {
             tracing::debug!("Checking group {group}");
-            let Some(route) = routes.first() else {
+            let mut chosen = None;
+            for route in routes {
+                if route.accepts(client, &packet).await {
+                    chosen = Some(route);
+                    break;
+                }
+            }
+            let Some(route) = chosen else {
                 continue;
             };
             tracing::debug!("Calling '{}' in group {group}", route.name);

@@ -27,7 +27,8 @@
 //! | `Server(addr=..., port=..., ...)` | [`Server::new`]`(`[`Config`]` { .. })` |
 //! | `Server(config="config.ini")` | [`Config::from_ini_file`] |
 //! | `server.register_handler(fn)` | [`Server::register_handler`] |
-//! | `register_handler(fn, group=-1)` | [`Server::register_handler_in_group`] |
+//! | `register_handler(fn, *filters, group=-1)` | [`Server::add_handler`]`(fn).filter(f).group(-1)` |
+//! | `@server.add_handler(*filters, group=g)` | the same call, after the function |
 //! | `server.start()` | [`Server::start`] (blocking) or [`Server::bind`] (async) |
 //! | `asyncapy.core.Client` (in handlers) | [`Client`] |
 //! | `client.send(packet, close=True)` | [`Client::send_and_close`] |
@@ -40,6 +41,7 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod filters;
 pub mod ini;
 pub mod packet;
 pub mod server;
@@ -47,7 +49,8 @@ pub mod session;
 
 pub use asyncaproto;
 pub use config::{Config, ConfigError, LogLevel};
-pub use dispatch::{Handler, HandlerError, IntoHandlerResult};
+pub use dispatch::{Handler, HandlerError, IntoHandlerResult, Route};
+pub use filters::{Check, Filter, FilterExt};
 pub use packet::{AsPayload, Packet};
 pub use server::{RunningServer, Server, ServerError, ServerHandle};
 pub use session::{Client, SendError, Session};

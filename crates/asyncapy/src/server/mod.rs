@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
-use crate::dispatch::{Dispatcher, Handler};
+use crate::dispatch::{Dispatcher, Handler, Route};
 use crate::session::Registry;
 
 /// What the session tasks share.
@@ -102,16 +102,26 @@ impl Server {
         &self.config
     }
 
-    /// Registers `handler` in group 0 (the original's `register_handler(handler)`).
-    pub fn register_handler<H: Handler>(&mut self, handler: H) -> &mut Server {
-        self.register_handler_in_group(0, handler)
+    /// Registers `handler` in group 0 with no filters (the original's
+    /// `register_handler(handler)`); chain [`Route::filter`] and [`Route::group`]
+    /// to change that. The same as [`Server::add_handler`].
+    pub fn register_handler<H: Handler>(&mut self, handler: H) -> &mut Route {
+        self.add_handler(handler)
     }
 
-    /// Registers `handler` in `group`: groups run in ascending order.
-    pub fn register_handler_in_group<H: Handler>(&mut self, group: i32, handler: H) -> &mut Server {
+    /// Registers `handler`; the returned [`Route`] takes its filters and group.
+    ///
+    /// ```
+    /// use asyncapy::{Client, Config, Packet, Server};
+    /// # async fn echo_server(client: Client, packet: Packet) { let _ = client.send(&packet).await; }
+    /// # async fn echo_server_2(client: Client, packet: Packet) { let _ = client.send(&packet).await; }
+    /// let mut server = Server::new(Config::default());
+    /// server.add_handler(echo_server);
+    /// server.add_handler(echo_server_2).group(-1); // runs first
+    /// ```
+    pub fn add_handler<H: Handler>(&mut self, handler: H) -> &mut Route {
         let name = short_type_name::<H>();
-        self.dispatcher.add(group, name, Arc::new(handler));
-        self
+        self.dispatcher.add(name, Arc::new(handler))
     }
 
     /// Validates the configuration and binds the listener; the server then
@@ -121,6 +131,8 @@ impl Server {
         if self.dispatcher.is_empty() {
             return Err(ServerError::NoHandlers);
         }
+        let mut dispatcher = self.dispatcher;
+        dispatcher.freeze();
         let codec = FrameCodec::new(self.config.frame_config()?);
         let target = format!("{}:{}", self.config.addr, self.config.port);
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target.as_str())
@@ -152,7 +164,7 @@ impl Server {
         let registry = Arc::new(Registry::new(self.config.session_limit));
         let ctx = Arc::new(ServerContext {
             codec,
-            dispatcher: self.dispatcher,
+            dispatcher,
             registry: registry.clone(),
             shutdown: CancellationToken::new(),
             abort: CancellationToken::new(),
