@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
-mod logging;
 mod serve;
 
 /// AsyncAPY for Rust: serve and exercise AsyncAProto endpoints.
@@ -17,7 +16,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run an echo server: every packet is answered with itself, in the session's encoding.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Load-test an AsyncAProto server and report throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -25,7 +24,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -49,6 +49,12 @@ pub(crate) struct ServeArgs {
     /// Python logging level, number or name (default 20, INFO).
     #[arg(long)]
     logging_level: Option<String>,
+    /// Python logging format of each line (default "[%(levelname)s] %(asctime)s %(message)s").
+    #[arg(long)]
+    console_format: Option<String>,
+    /// strftime format of %(asctime)s (default "%d/%m/%Y %H:%M:%S %p").
+    #[arg(long)]
+    datefmt: Option<String>,
 }
 
 impl ServeArgs {
@@ -70,6 +76,8 @@ impl ServeArgs {
             ("workers", &self.workers),
             ("grace_period", &self.grace_period),
             ("logging_level", &self.logging_level),
+            ("console_format", &self.console_format),
+            ("datefmt", &self.datefmt),
         ];
         for (key, value) in flags {
             if let Some(value) = value {
@@ -91,7 +99,7 @@ async fn echo(client: Client, packet: Packet) -> Result<(), SendError> {
 /// Runs the echo server until SIGINT or SIGTERM.
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    crate::logging::init(config.logging_level);
+    asyncapy::logging::init(&config)?;
     let workers = config.workers;
     let mut server = Server::new(config);
     server.register_handler(echo);

@@ -412,6 +412,17 @@ impl Config {
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "0", "must be a positive number"));
         }
+        if let Err(e) = crate::logging::PythonFormat::new(&self.console_format, &self.datefmt) {
+            let (key, value) = match e {
+                crate::logging::FormatError::DateFormat(_) => ("datefmt", &self.datefmt),
+                _ => ("console_format", &self.console_format),
+            };
+            return Err(invalid(
+                key,
+                value,
+                "must be a Python logging format (%(levelname)s, %(asctime)s, %(message)s...) and a strftime date format",
+            ));
+        }
         if self.timeout.is_zero() {
             return Err(invalid(
                 "timeout",
@@ -479,12 +490,15 @@ mod tests {
             ("max_packet_size", "1"),
             ("max_connections", "0"),
             ("grace_period", "0"),
+            ("console_format", "%%(nosuch)s"),
+            ("datefmt", "%%Q"),
         ] {
             let err = Config::from_ini_str(&format!("[AsyncAPY]\n{key} = {value}\n"))
                 .expect_err(&format!("{key} = {value} must be refused"));
             let text = err.to_string();
             assert!(text.starts_with(&format!("{key}: ")), "{text}");
-            assert!(text.contains(&format!("{value:?}")), "{text}");
+            let shown = value.replace("%%", "%");
+            assert!(text.contains(&format!("{shown:?}")), "{text}");
         }
     }
 

@@ -43,6 +43,7 @@ pub mod config;
 pub mod dispatch;
 pub mod filters;
 pub mod ini;
+pub mod logging;
 pub mod packet;
 pub mod server;
 pub mod session;

@@ -187,6 +187,19 @@ impl Server {
     /// Runs the server until SIGINT or SIGTERM (the original's `start()`): builds
     /// a runtime with `workers` threads, binds, serves, and shuts down gracefully.
     pub fn start(self) -> Result<(), ServerError> {
+        // Like the original, the server sets up its own log (unless the
+        // application installed a subscriber already).
+        crate::logging::init(&self.config).map_err(|e| {
+            ServerError::Config(ConfigError::Invalid {
+                key: "console_format",
+                value: self.config.console_format.clone(),
+                reason: if matches!(e, crate::logging::FormatError::DateFormat(_)) {
+                    "the datefmt is not a valid strftime format"
+                } else {
+                    "must be a Python logging format"
+                },
+            })
+        })?;
         let runtime = runtime(self.config.workers).map_err(ServerError::Runtime)?;
         runtime.block_on(async move {
             let running = self.bind().await?;

@@ -1,0 +1,512 @@
+//! Log lines in the original's format: Python `logging` format strings
+//! (`console_format`) and strftime dates (`datefmt`), at a Python level number.
+//!
+//! The server logs with [`tracing`]; [`PythonFormat`] renders its events the way
+//! the original AsyncAPY's `logging.basicConfig(format=..., datefmt=...)` did,
+//! so an existing configuration gives the same lines:
+//!
+//! ```text
+//! [INFO] 10/02/2020 16:39:35 PM (7fd5fab0-5393-44ec-a75d-fa4f2c7e4562) New session started ...
+//! ```
+//!
+//! Every line logged inside a session carries the session id in parentheses
+//! at the start of its message. Supported attributes: `asctime`, `created`,
+//! `filename`, `funcName` (always `?`), `levelname`, `levelno`, `lineno`,
+//! `message`, `module`, `msecs`, `name`, `pathname`, `process`, `processName`,
+//! `relativeCreated`, `thread`, `threadName`; with Python's flags, width and
+//! precision (`%(levelname)-8s`, `%(created).3f`), and `%%`.
+//!
+//! ```
+//! use asyncapy::logging::PythonFormat;
+//!
+//! let format = PythonFormat::new("[%(levelname)s] %(asctime)s %(message)s", "%d/%m/%Y %H:%M:%S %p")?;
+//! assert!(PythonFormat::new("%(nosuch)s", "%H").is_err());
+//! assert!(PythonFormat::new("%(message)s", "%Q").is_err());
+//! # Ok::<(), asyncapy::logging::FormatError>(())
+//! ```
+
+use std::fmt::{self, Write as _};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Local};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::{Config, LogLevel};
+
+/// A format string or date format that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// `%(name)` names an attribute we do not have.
+    #[error("console_format: unknown attribute %({0})")]
+    UnknownAttribute(String),
+    /// A `%` that does not start `%%` or `%(name)...`.
+    #[error("console_format: malformed directive at byte {0} (write %% for a literal %)")]
+    Malformed(usize),
+    /// A strftime directive chrono does not know.
+    #[error("datefmt: invalid strftime format {0:?}")]
+    DateFormat(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attr {
+    AscTime,
+    Created,
+    FileName,
+    FuncName,
+    LevelName,
+    LevelNo,
+    LineNo,
+    Message,
+    Module,
+    Msecs,
+    Name,
+    PathName,
+    Process,
+    ProcessName,
+    RelativeCreated,
+    Thread,
+    ThreadName,
+}
+
+impl Attr {
+    fn parse(name: &str) -> Option<Attr> {
+        Some(match name {
+            "asctime" => Attr::AscTime,
+            "created" => Attr::Created,
+            "filename" => Attr::FileName,
+            "funcName" => Attr::FuncName,
+            "levelname" => Attr::LevelName,
+            "levelno" => Attr::LevelNo,
+            "lineno" => Attr::LineNo,
+            "message" => Attr::Message,
+            "module" => Attr::Module,
+            "msecs" => Attr::Msecs,
+            "name" => Attr::Name,
+            "pathname" => Attr::PathName,
+            "process" => Attr::Process,
+            "processName" => Attr::ProcessName,
+            "relativeCreated" => Attr::RelativeCreated,
+            "thread" => Attr::Thread,
+            "threadName" => Attr::ThreadName,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Literal(String),
+    Field {
+        attr: Attr,
+        left: bool,
+        zero: bool,
+        width: usize,
+        precision: Option<usize>,
+        conversion: char,
+    },
+}
+
+/// Renders `tracing` events as Python `logging` would with a format string
+/// and a date format. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct PythonFormat {
+    pieces: Vec<Piece>,
+    datefmt: String,
+    started: Instant,
+}
+
+impl PythonFormat {
+    /// Parses `format` (Python `%`-style) and checks `datefmt` (strftime).
+    pub fn new(format: &str, datefmt: &str) -> Result<PythonFormat, FormatError> {
+        if StrftimeItems::new(datefmt).any(|item| matches!(item, Item::Error)) {
+            return Err(FormatError::DateFormat(datefmt.to_owned()));
+        }
+        Ok(PythonFormat {
+            pieces: parse_format(format)?,
+            datefmt: datefmt.to_owned(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The format of a server configuration's `console_format` and `datefmt`.
+    pub fn from_config(config: &Config) -> Result<PythonFormat, FormatError> {
+        PythonFormat::new(&config.console_format, &config.datefmt)
+    }
+}
+
+fn parse_format(format: &str) -> Result<Vec<Piece>, FormatError> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let bytes = format.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some(offset) = format[i..].find('%') else {
+            literal.push_str(&format[i..]);
+            break;
+        };
+        literal.push_str(&format[i..i + offset]);
+        let start = i + offset;
+        match bytes.get(start + 1) {
+            Some(b'%') => {
+                literal.push('%');
+                i = start + 2;
+            }
+            Some(b'(') => {
+                let close = format[start..]
+                    .find(')')
+                    .map(|c| start + c)
+                    .ok_or(FormatError::Malformed(start))?;
+                let name = &format[start + 2..close];
+                let attr = Attr::parse(name)
+                    .ok_or_else(|| FormatError::UnknownAttribute(name.to_owned()))?;
+                let mut j = close + 1;
+                let (mut left, mut zero) = (false, false);
+                while let Some(&flag) = bytes.get(j) {
+                    match flag {
+                        b'-' => left = true,
+                        b'0' => zero = true,
+                        b' ' | b'+' | b'#' => {}
+                        _ => break,
+                    }
+                    j += 1;
+                }
+                let digits_end = j + bytes[j..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let width = format[j..digits_end].parse().unwrap_or(0);
+                j = digits_end;
+                let mut precision = None;
+                if bytes.get(j) == Some(&b'.') {
+                    let p_end = j
+                        + 1
+                        + bytes[j + 1..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_digit())
+                            .count();
+                    precision = Some(format[j + 1..p_end].parse().unwrap_or(0));
+                    j = p_end;
+                }
+                let conversion = match bytes.get(j) {
+                    Some(&c) if b"sdifrgeExXa".contains(&c) => char::from(c),
+                    _ => return Err(FormatError::Malformed(start)),
+                };
+                if !literal.is_empty() {
+                    pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+                }
+                pieces.push(Piece::Field {
+                    attr,
+                    left,
+                    zero,
+                    width,
+                    precision,
+                    conversion,
+                });
+                i = j + 1;
+            }
+            _ => return Err(FormatError::Malformed(start)),
+        }
+    }
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    Ok(pieces)
+}
+
+/// The Python level name of a tracing level (TRACE shows as DEBUG).
+fn level_name(level: &Level) -> (&'static str, u8) {
+    match *level {
+        Level::ERROR => ("ERROR", 40),
+        Level::WARN => ("WARNING", 30),
+        Level::INFO => ("INFO", 20),
+        _ => ("DEBUG", 10),
+    }
+}
+
+/// Collects an event's message and its other fields as ` key=value`.
+#[derive(Default)]
+struct MessageVisitor {
+    message: String,
+    extra: String,
+}
+
+impl Visit for MessageVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.extra, " {}={value}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.extra, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for PythonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let now = SystemTime::now();
+        let mut visitor = MessageVisitor::default();
+        event.record(&mut visitor);
+        // The session id, from the innermost "session" span around the event.
+        let mut message = String::with_capacity(visitor.message.len() + 40);
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope {
+                if span.name() == "session" {
+                    if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                        let id = fields.fields.trim_start_matches("id=").trim_matches('"');
+                        let _ = write!(message, "({id}) ");
+                    }
+                    break;
+                }
+            }
+        }
+        message.push_str(&visitor.message);
+        message.push_str(&visitor.extra);
+
+        let (levelname, levelno) = level_name(meta.level());
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        for piece in &self.pieces {
+            let (attr, left, zero, width, precision, conversion) = match piece {
+                Piece::Literal(text) => {
+                    writer.write_str(text)?;
+                    continue;
+                }
+                Piece::Field {
+                    attr,
+                    left,
+                    zero,
+                    width,
+                    precision,
+                    conversion,
+                } => (*attr, *left, *zero, *width, *precision, *conversion),
+            };
+            let mut text = String::new();
+            let number: Option<f64> = match attr {
+                Attr::AscTime => {
+                    let local: DateTime<Local> = now.into();
+                    let _ = write!(text, "{}", local.format(&self.datefmt));
+                    None
+                }
+                Attr::Created => Some(since_epoch.as_secs_f64()),
+                Attr::Msecs => Some(f64::from(since_epoch.subsec_millis())),
+                Attr::RelativeCreated => Some(self.started.elapsed().as_secs_f64() * 1000.0),
+                Attr::LevelNo => Some(f64::from(levelno)),
+                Attr::LineNo => Some(f64::from(meta.line().unwrap_or(0))),
+                Attr::Process => Some(f64::from(std::process::id())),
+                Attr::Thread => {
+                    let _ = write!(text, "{:?}", std::thread::current().id());
+                    None
+                }
+                Attr::ThreadName => {
+                    text.push_str(std::thread::current().name().unwrap_or("MainThread"));
+                    None
+                }
+                Attr::ProcessName => {
+                    text.push_str("MainProcess");
+                    None
+                }
+                Attr::LevelName => {
+                    text.push_str(levelname);
+                    None
+                }
+                Attr::Message => {
+                    text.push_str(&message);
+                    None
+                }
+                Attr::Name => {
+                    text.push_str(meta.target());
+                    None
+                }
+                Attr::Module => {
+                    text.push_str(meta.module_path().unwrap_or("?"));
+                    None
+                }
+                Attr::PathName => {
+                    text.push_str(meta.file().unwrap_or("?"));
+                    None
+                }
+                Attr::FileName => {
+                    let file = meta.file().unwrap_or("?");
+                    text.push_str(file.rsplit(['/', '\\']).next().unwrap_or(file));
+                    None
+                }
+                Attr::FuncName => {
+                    text.push('?');
+                    None
+                }
+            };
+            if let Some(n) = number {
+                match (conversion, precision) {
+                    ('f', p) => {
+                        let _ = write!(text, "{n:.*}", p.unwrap_or(6));
+                    }
+                    ('d' | 'i', _) => {
+                        let _ = write!(text, "{}", n as i64);
+                    }
+                    (_, _)
+                        if n.fract() == 0.0
+                            && !matches!(attr, Attr::Created | Attr::RelativeCreated) =>
+                    {
+                        let _ = write!(text, "{}", n as i64);
+                    }
+                    _ => {
+                        let _ = write!(text, "{n}");
+                    }
+                }
+            } else if let (Some(p), 's') = (precision, conversion) {
+                if let Some((cut, _)) = text.char_indices().nth(p) {
+                    text.truncate(cut);
+                }
+            }
+            let len = text.chars().count();
+            if len >= width {
+                writer.write_str(&text)?;
+            } else if left {
+                writer.write_str(&text)?;
+                write!(writer, "{:1$}", "", width - len)?;
+            } else {
+                let pad = if zero && number.is_some() { '0' } else { ' ' };
+                for _ in 0..width - len {
+                    writer.write_char(pad)?;
+                }
+                writer.write_str(&text)?;
+            }
+        }
+        writeln!(writer)
+    }
+}
+
+/// The tracing level filter of a Python level number.
+pub fn level_filter(level: LogLevel) -> tracing_subscriber::filter::LevelFilter {
+    use tracing_subscriber::filter::LevelFilter;
+    match level.0 {
+        0..=10 => LevelFilter::DEBUG,
+        11..=20 => LevelFilter::INFO,
+        21..=30 => LevelFilter::WARN,
+        _ => LevelFilter::ERROR,
+    }
+}
+
+/// Installs a global subscriber that writes the server's log to stderr in the
+/// configuration's format and level. Fails if the formats are invalid; does
+/// nothing if a global subscriber is already installed.
+pub fn init(config: &Config) -> Result<(), FormatError> {
+    let format = PythonFormat::from_config(config)?;
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level_filter(config.logging_level))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .event_format(format)
+        .try_init();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn render(format: &str, datefmt: &str, f: impl FnOnce()) -> String {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .event_format(PythonFormat::new(format, datefmt).unwrap())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn the_original_default_format() {
+        let out = render("[%(levelname)s] %(asctime)s %(message)s", "%Y", || {
+            tracing::info!("Serving");
+        });
+        let year = Local::now().format("%Y").to_string();
+        assert_eq!(out, format!("[INFO] {year} Serving\n"));
+    }
+
+    #[test]
+    fn session_lines_carry_the_session_id() {
+        let out = render("%(levelname)s %(message)s", "%H", || {
+            let span = tracing::info_span!("session", id = "7fd5fab0-5393-44ec-a75d-fa4f2c7e4562");
+            let _enter = span.enter();
+            tracing::debug!("Expected stream length is {}", 11);
+        });
+        assert_eq!(
+            out,
+            "DEBUG (7fd5fab0-5393-44ec-a75d-fa4f2c7e4562) Expected stream length is 11\n"
+        );
+    }
+
+    #[test]
+    fn width_flags_precision_and_percent() {
+        let out = render(
+            "%(levelname)-8s|%(levelno)3d|%(levelname).1s|100%%",
+            "%H",
+            || {
+                tracing::warn!("x");
+            },
+        );
+        assert_eq!(out, "WARNING | 30|W|100%\n");
+    }
+
+    #[test]
+    fn fields_other_than_the_message_are_appended() {
+        let out = render("%(message)s", "%H", || {
+            tracing::error!(code = 7, "failed");
+        });
+        assert_eq!(out, "failed code=7\n");
+    }
+
+    #[test]
+    fn bad_formats_are_refused() {
+        assert_eq!(
+            PythonFormat::new("%(nope)s", "%H").unwrap_err(),
+            FormatError::UnknownAttribute("nope".into())
+        );
+        assert!(matches!(
+            PythonFormat::new("50% done", "%H").unwrap_err(),
+            FormatError::Malformed(2)
+        ));
+        assert!(matches!(
+            PythonFormat::new("%(message)", "%H").unwrap_err(),
+            FormatError::Malformed(0)
+        ));
+        assert!(PythonFormat::new("%(message)s", "%Y-%").is_err());
+    }
+}
