@@ -36,9 +36,12 @@
 //! | `asyncapy.core.Packet` | [`Packet`] (derefs to a [`Map`](asyncaproto::Map)) |
 //! | `packet.stop_propagation()` | [`Packet::stop_propagation`] |
 //! | `asyncapy.core.Session` | [`Session`] |
+//! | overriding `setup()` / `shutdown()` | [`Server::on_setup`] / [`Server::on_shutdown`] |
+//! | `server.run_sync_task(fn, limiter=...)` | [`run_sync_task`] / [`SyncLimiter::run`] |
 //!
 //! The wire format itself lives in the [`asyncaproto`] crate, re-exported here.
 
+pub mod blocking;
 pub mod config;
 pub mod dispatch;
 pub mod filters;
@@ -49,6 +52,7 @@ pub mod server;
 pub mod session;
 
 pub use asyncaproto;
+pub use blocking::{run_sync_task, SyncLimiter};
 pub use config::{Config, ConfigError, LogLevel};
 pub use dispatch::{Handler, HandlerError, IntoHandlerResult, Route};
 pub use filters::{Check, Filter, FilterExt};

@@ -1,5 +1,7 @@
 //! The echo server over real loopback sockets: framing, sessions, and every refusal.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
+
 mod common;
 
 use std::time::Duration;

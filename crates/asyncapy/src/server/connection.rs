@@ -33,7 +33,7 @@ use tracing::{debug, error, info, warn};
 use crate::dispatch::Dispatched;
 use crate::packet::Packet;
 use crate::server::ServerContext;
-use crate::session::{Client, SessionState, Signal};
+use crate::session::{Client, RegistryGuard, SessionState, Signal};
 
 /// A read buffer emptied while larger than this is released rather than kept.
 const KEEP_BUFFER_UP_TO: usize = 64 * 1024;
@@ -74,6 +74,9 @@ pub(crate) struct Connection {
     /// The session's one timer: the idle deadline, the handler deadline, the
     /// write deadline and the linger deadline, one after the other.
     deadline: Pin<Box<Sleep>>,
+    /// The session's entry in the registry, dropped as soon as the session
+    /// ends (before the lingering close).
+    registered: Option<RegistryGuard>,
     /// How much room each read gets: `buf` at first, doubled whenever a read
     /// fills it, up to [`MAX_READ_SIZE`].
     read_size: usize,
@@ -98,6 +101,7 @@ impl Connection {
         ctx: Arc<ServerContext>,
         state: Arc<SessionState>,
         stream: TcpStream,
+        registered: RegistryGuard,
     ) -> Self {
         let deadline = Box::pin(sleep_until(Instant::now() + ctx.config.timeout));
         Connection {
@@ -108,6 +112,7 @@ impl Connection {
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             deadline,
+            registered: Some(registered),
         }
     }
 
@@ -123,6 +128,8 @@ impl Connection {
                 break end;
             }
         };
+        // The session is over: it no longer counts against any limit.
+        self.registered = None;
         match end {
             End::ClientClosed | End::Truncated | End::Broken | End::Aborted => {}
             End::Closed | End::Failed(_) => Box::pin(self.linger()).await,

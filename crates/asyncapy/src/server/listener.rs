@@ -13,13 +13,18 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
 use super::connection::Connection;
-use super::ServerContext;
+use super::{Hook, ServerContext};
 use crate::session::{SessionState, Signal};
 
 /// How long the refusal of a connection over a limit may take.
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
-pub(super) async fn run(listener: TcpListener, ctx: Arc<ServerContext>, tracker: TaskTracker) {
+pub(super) async fn run(
+    listener: TcpListener,
+    ctx: Arc<ServerContext>,
+    tracker: TaskTracker,
+    shutdown_hooks: Vec<Hook>,
+) {
     let permits = Arc::new(Semaphore::new(ctx.config.max_connections));
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -56,7 +61,7 @@ pub(super) async fn run(listener: TcpListener, ctx: Arc<ServerContext>, tracker:
         tracker.spawn(
             async move {
                 let _permit = permit;
-                let Ok(_registered) = ctx.registry.register(state.clone()) else {
+                let Ok(registered) = ctx.registry.register(state.clone()) else {
                     warn!("Session limit reached for {}", peer.ip());
                     // Boxed: the refusal is rare, and its future must not
                     // enlarge every session's task.
@@ -64,7 +69,7 @@ pub(super) async fn run(listener: TcpListener, ctx: Arc<ServerContext>, tracker:
                     return;
                 };
                 info!("New session started from {peer}, UUID is {}", state.id());
-                let end = Connection::new(ctx, state, stream).run().await;
+                let end = Connection::new(ctx, state, stream, registered).run().await;
                 info!("The connection was closed ({end:?})");
             }
             .instrument(span),
@@ -89,6 +94,11 @@ pub(super) async fn run(listener: TcpListener, ctx: Arc<ServerContext>, tracker:
         ctx.abort.cancel();
         ctx.registry.signal_all(Signal::Abort);
         tracker.wait().await;
+    }
+    for hook in shutdown_hooks {
+        if let Err(e) = hook().await {
+            error!("Shutdown hook failed: {e}");
+        }
     }
     info!("Server stopped");
 }

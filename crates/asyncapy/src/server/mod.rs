@@ -23,6 +23,7 @@
 mod connection;
 mod listener;
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
-use crate::dispatch::{Dispatcher, Handler, Route};
+use crate::dispatch::{Dispatcher, Handler, HandlerError, HandlerFuture, IntoHandlerResult, Route};
 use crate::session::Registry;
 
 /// What the session tasks share.
@@ -71,6 +72,9 @@ pub enum ServerError {
         /// The system's error.
         source: io::Error,
     },
+    /// A setup hook failed.
+    #[error("setup failed: {0}")]
+    Setup(HandlerError),
     /// No handler was registered: every packet would be refused.
     #[error("no handler registered")]
     NoHandlers,
@@ -82,10 +86,28 @@ pub enum ServerError {
     Task(String),
 }
 
-/// An AsyncAPY server: its configuration and its handlers.
+/// A lifecycle hook: `setup` runs before the server binds, `shutdown` after
+/// it has stopped.
+pub(crate) type Hook = Box<dyn FnOnce() -> HandlerFuture + Send>;
+
+/// An AsyncAPY server: its configuration, its handlers and its lifecycle hooks.
 pub struct Server {
     config: Config,
     dispatcher: Dispatcher,
+    setup: Vec<Hook>,
+    shutdown: Vec<Hook>,
+}
+
+fn hook<F, Fut>(f: F) -> Hook
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoHandlerResult,
+{
+    Box::new(move || {
+        let fut = f();
+        Box::pin(async move { fut.await.into_handler_result() })
+    })
 }
 
 impl Server {
@@ -94,7 +116,41 @@ impl Server {
         Server {
             config,
             dispatcher: Dispatcher::default(),
+            setup: Vec::new(),
+            shutdown: Vec::new(),
         }
+    }
+
+    /// Runs `f` before the server binds (the original's overridable `setup()`):
+    /// open databases, warm caches. An error stops the start
+    /// ([`ServerError::Setup`]). Hooks run in the order they were added.
+    ///
+    /// ```
+    /// # use asyncapy::{Config, Server};
+    /// let mut server = Server::new(Config::default());
+    /// server.on_setup(|| async { println!("starting"); });
+    /// server.on_shutdown(|| async { println!("stopped"); Ok::<(), std::io::Error>(()) });
+    /// ```
+    pub fn on_setup<F, Fut>(&mut self, f: F) -> &mut Server
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerResult,
+    {
+        self.setup.push(hook(f));
+        self
+    }
+
+    /// Runs `f` once the server has stopped and every session has ended (the
+    /// original's overridable `shutdown()`). Errors are logged.
+    pub fn on_shutdown<F, Fut>(&mut self, f: F) -> &mut Server
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerResult,
+    {
+        self.shutdown.push(hook(f));
+        self
     }
 
     /// The server's configuration.
@@ -130,6 +186,9 @@ impl Server {
         self.config.validate()?;
         if self.dispatcher.is_empty() {
             return Err(ServerError::NoHandlers);
+        }
+        for setup in self.setup {
+            setup().await.map_err(ServerError::Setup)?;
         }
         let mut dispatcher = self.dispatcher;
         dispatcher.freeze();
@@ -176,7 +235,7 @@ impl Server {
         };
         let tracker = TaskTracker::new();
         tracing::info!("Serving on {local_addr}");
-        let task = tokio::spawn(listener::run(listener, ctx, tracker));
+        let task = tokio::spawn(listener::run(listener, ctx, tracker, self.shutdown));
         Ok(RunningServer {
             local_addr,
             handle,

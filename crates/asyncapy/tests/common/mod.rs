@@ -141,3 +141,15 @@ pub async fn assert_still_serving(addr: SocketAddr) {
     assert_eq!(encoding, Encoding::Json);
     assert_eq!(reply, ping);
 }
+
+impl RawClient {
+    /// Wraps an already connected stream (e.g. one bound to a chosen source address).
+    pub fn from_stream(stream: TcpStream) -> RawClient {
+        stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            codec: FrameCodec::default(),
+            buf: BytesMut::new(),
+        }
+    }
+}
