@@ -19,7 +19,7 @@ async fn echo_server(client: Client, packet: Packet) -> Result<(), SendError> {
 }
 
 /// The example's server, listening on 127.0.0.1:`port`.
-pub fn server(port: u16) -> Server {
+pub(crate) fn server(port: u16) -> Server {
     let mut server = Server::new(Config {
         addr: "127.0.0.1".into(),
         port,
