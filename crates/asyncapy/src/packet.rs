@@ -5,7 +5,10 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use asyncaproto::value::Error as ValueError;
 use asyncaproto::{Encoding, Map, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// A payload map with the encoding it arrived in (or will be sent in).
 ///
@@ -79,6 +82,53 @@ impl Packet {
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.inner.map.get(key)
+    }
+
+    /// The payload as a Rust type, through serde (no copy of the payload).
+    ///
+    /// ```
+    /// use asyncapy::Packet;
+    /// use asyncaproto::{Encoding, Map};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Login { user: String, remember: Option<bool> }
+    ///
+    /// let mut map = Map::new();
+    /// map.insert("user", "ada");
+    /// let login: Login = Packet::new(map, Encoding::Json).parse()?;
+    /// assert_eq!(login.user, "ada");
+    /// assert_eq!(login.remember, None);
+    /// # Ok::<(), asyncaproto::value::Error>(())
+    /// ```
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
+        T::deserialize(&self.inner.map)
+    }
+
+    /// A packet of any value that serializes to a map (a struct, a map...).
+    ///
+    /// ```
+    /// use asyncapy::Packet;
+    /// use asyncaproto::Encoding;
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Reply { status: &'static str, count: u32 }
+    ///
+    /// let packet = Packet::from_serialize(&Reply { status: "ok", count: 2 }, Encoding::Json)?;
+    /// assert_eq!(packet.to_string(), r#"Packet({"status": "ok", "count": 2})"#);
+    /// assert!(Packet::from_serialize(&[1, 2], Encoding::Json).is_err()); // not a map
+    /// # Ok::<(), asyncaproto::value::Error>(())
+    /// ```
+    pub fn from_serialize<T: Serialize + ?Sized>(
+        value: &T,
+        encoding: Encoding,
+    ) -> Result<Packet, ValueError> {
+        match asyncaproto::to_value(value)? {
+            Value::Map(map) => Ok(Packet::new(map, encoding)),
+            other => Err(<ValueError as serde::ser::Error>::custom(format!(
+                "a packet must be a map, not {}",
+                other.kind()
+            ))),
+        }
     }
 }
 

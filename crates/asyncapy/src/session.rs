@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 use uuid::Uuid;
 
-use crate::packet::AsPayload;
+use crate::packet::{AsPayload, Packet};
 
 const NO_ENCODING: u8 = u8::MAX;
 
@@ -170,6 +170,9 @@ pub enum SendError {
     /// The session is closed or closing.
     #[error("the session is closed")]
     Closed,
+    /// The value does not serialize to a map.
+    #[error("cannot send the value: {0}")]
+    Serialize(asyncaproto::value::Error),
     /// The packet cannot be framed (e.g. too long for the configured Content-Length size).
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -217,6 +220,17 @@ impl Client {
     /// the server flushes), in order with every other reply of the session.
     pub async fn send(&self, packet: impl AsPayload) -> Result<(), SendError> {
         self.state.send_map(packet.as_payload(), false)
+    }
+
+    /// Sends any value that serializes to a map (a `#[derive(Serialize)]`
+    /// struct, a `HashMap`...), in the session's encoding.
+    pub async fn send_value<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<(), SendError> {
+        let packet =
+            Packet::from_serialize(value, self.encoding()).map_err(SendError::Serialize)?;
+        self.state.send_map(packet.map(), false)
     }
 
     /// Sends `packet`, then closes the session (the original's `send(packet, close=True)`).

@@ -438,3 +438,31 @@ async fn the_grace_period_bounds_a_handler_that_never_finishes() {
     assert_eq!(handle.session_count(), 0);
     client.expect_closed().await;
 }
+
+#[tokio::test]
+async fn typed_handlers_parse_requests_and_send_structs() {
+    #[derive(serde::Deserialize)]
+    struct Add {
+        a: i64,
+        b: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct Sum {
+        sum: i64,
+    }
+    let mut server = Server::new(test_config());
+    server.add_handler(|c: Client, p: Packet| async move {
+        let add: Add = p.parse()?;
+        c.send_value(&Sum { sum: add.a + add.b }).await?;
+        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    });
+    let running = serve(server).await;
+    let mut client = RawClient::connect(running.local_addr()).await;
+    let request = map(&[("a", Value::from(2)), ("b", Value::from(40))]);
+    let (encoding, reply) = client.request(Encoding::ZiProto, &request).await;
+    assert_eq!(encoding, Encoding::ZiProto);
+    assert_eq!(reply, map(&[("sum", Value::from(42))]));
+    // A request that does not fit the type is a handler failure.
+    client.send(Encoding::ZiProto, &map(&[("a", Value::from("two"))])).await;
+    client.expect_failure_then_close(ErrorCode::HandlerFailed, Encoding::ZiProto).await;
+}
