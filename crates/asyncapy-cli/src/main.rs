@@ -1,5 +1,7 @@
 //! `asyncapy`: run an AsyncAPY server, and load-test any AsyncAProto server.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 mod bench;
@@ -21,10 +23,18 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain of causes on one line, without a backtrace.
+            eprintln!("asyncapy: error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

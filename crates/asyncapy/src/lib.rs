@@ -24,8 +24,8 @@
 //!
 //! | Python (`asyncapy` 0.5) | Rust |
 //! |---|---|
-//! | `Server(addr=..., port=..., ...)` | [`Server::new`]`(`[`Config`]` { .. })` |
-//! | `Server(config="config.ini")` | [`Config::from_ini_file`] |
+//! | `Server(addr=..., port=..., ...)` | [`Server::builder`]`().addr(..).port(..).build()`, or [`Server::new`]`(`[`Config`]` { .. })` |
+//! | `Server(config="config.ini")` | [`ServerBuilder::config_file`] or [`Config::from_ini_file`] |
 //! | `server.register_handler(fn)` | [`Server::register_handler`] |
 //! | `register_handler(fn, *filters, group=-1)` | [`Server::add_handler`]`(fn).filter(f).group(-1)` |
 //! | `@server.add_handler(*filters, group=g)` | the same call, after the function |
@@ -46,6 +46,7 @@ pub mod config;
 pub mod dispatch;
 pub mod filters;
 pub mod ini;
+pub mod keys;
 pub mod logging;
 pub mod packet;
 pub mod server;
@@ -56,6 +57,7 @@ pub use blocking::{run_sync_task, SyncLimiter};
 pub use config::{Config, ConfigError, LogLevel};
 pub use dispatch::{Handler, HandlerError, IntoHandlerResult, Route};
 pub use filters::{Check, Filter, FilterExt};
+pub use keys::ApiKeyFactory;
 pub use packet::{AsPayload, Packet};
-pub use server::{RunningServer, Server, ServerError, ServerHandle};
+pub use server::{RunningServer, Server, ServerBuilder, ServerError, ServerHandle};
 pub use session::{Client, SendError, Session};

@@ -20,8 +20,11 @@
 //! # }
 //! ```
 
+mod builder;
 mod connection;
 mod listener;
+
+pub use builder::ServerBuilder;
 
 use std::future::Future;
 use std::io;
@@ -151,6 +154,11 @@ impl Server {
     {
         self.shutdown.push(hook(f));
         self
+    }
+
+    /// A [`ServerBuilder`] over the default configuration.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
     }
 
     /// The server's configuration.

@@ -1,0 +1,101 @@
+//! `asyncapy serve` as a user runs it: start, answer, stop on SIGTERM; clear
+//! errors for bad options.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn asyncapy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_asyncapy"))
+}
+
+/// Starts `asyncapy serve ARGS --port 0` and returns it with its address.
+fn start(args: &[&str]) -> (Child, String) {
+    let mut child = asyncapy()
+        .arg("serve")
+        .args(args)
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap()
+}
+
+#[test]
+fn serves_echo_and_stops_cleanly_on_sigterm() {
+    let (mut child, addr) = start(&["--timeout", "5"]);
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}")
+        .unwrap();
+    let mut reply = [0u8; 20];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}");
+    drop(stream);
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit status {status}");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("[INFO] "), "{log}");
+    assert!(log.contains("Server stopped"), "{log}");
+}
+
+#[test]
+fn bad_options_fail_with_a_message_naming_the_key() {
+    let output = asyncapy()
+        .args(["serve", "--header-size", "9", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("header_size: invalid value \"9\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_port_in_use_fails_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = asyncapy()
+        .args(["serve", "--port", &port])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}

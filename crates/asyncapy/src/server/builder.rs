@@ -1,0 +1,139 @@
+//! [`ServerBuilder`]: the original's `Server(...)` keyword arguments as methods.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use asyncaproto::ByteOrder;
+
+use crate::config::{Config, ConfigError, LogLevel};
+use crate::server::Server;
+
+/// Builds a [`Server`] option by option; [`ServerBuilder::build`] validates.
+///
+/// Options apply in call order, so a [`ServerBuilder::config_file`] followed by
+/// [`ServerBuilder::port`] keeps the file's other values and overrides its port.
+///
+/// ```
+/// use std::time::Duration;
+/// use asyncapy::Server;
+///
+/// let server = Server::builder()
+///     .addr("127.0.0.1")
+///     .port(1500)
+///     .timeout(Duration::from_secs(15))
+///     .session_limit(4)
+///     .build()?;
+/// assert_eq!(server.config().port, 1500);
+///
+/// // A bad value is reported by `build`, naming the key.
+/// let err = Server::builder().header_size(9).build().err().unwrap();
+/// assert!(err.to_string().starts_with("header_size:"));
+/// # Ok::<(), asyncapy::ConfigError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ServerBuilder {
+    config: Config,
+    error: Option<ConfigError>,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> ServerBuilder {
+            self.config.$name = value.into();
+            self
+        }
+    };
+}
+
+impl ServerBuilder {
+    /// A builder over the default configuration.
+    pub fn new() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// A builder over `config`.
+    pub fn from_config(config: Config) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            error: None,
+        }
+    }
+
+    setter!(
+        /// Address to bind (default `127.0.0.1`).
+        addr: &str
+    );
+    setter!(
+        /// Port to bind (default 8081; 0 picks a free one).
+        port: u16
+    );
+    setter!(
+        /// Bytes reserved for a session's first read (default 1024).
+        buf: usize
+    );
+    setter!(
+        /// Python logging level (default INFO).
+        logging_level: LogLevel
+    );
+    setter!(
+        /// Python `logging` format of a log line.
+        console_format: &str
+    );
+    setter!(
+        /// strftime format of `%(asctime)s`.
+        datefmt: &str
+    );
+    setter!(
+        /// Idle and handler timeout (default 60 s).
+        timeout: Duration
+    );
+    setter!(
+        /// Size of the Content-Length field, 1 to 8 (default 4).
+        header_size: u8
+    );
+    setter!(
+        /// Byte order of the Content-Length field (default big).
+        byteorder: ByteOrder
+    );
+    setter!(
+        /// Concurrent sessions per client IP; 0 for no limit (default 0).
+        session_limit: usize
+    );
+    setter!(
+        /// Largest Content-Length accepted (default 8 MiB).
+        max_packet_size: u64
+    );
+    setter!(
+        /// Most concurrent connections (default 10,000).
+        max_connections: usize
+    );
+    setter!(
+        /// Runtime worker threads for [`Server::start`]; 0 for one per core.
+        workers: usize
+    );
+    setter!(
+        /// How long in-flight packets may run on at shutdown (default 10 s).
+        grace_period: Duration
+    );
+
+    /// Applies the `[AsyncAPY]` section of an INI file (the original's `config=`).
+    /// An error (unreadable file, bad value) is reported by [`ServerBuilder::build`].
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> ServerBuilder {
+        if self.error.is_none() {
+            if let Err(e) = self.config.load_ini_file(path.into()) {
+                self.error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// Validates the options and makes the server.
+    pub fn build(self) -> Result<Server, ConfigError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.config.validate()?;
+        Ok(Server::new(self.config))
+    }
+}
