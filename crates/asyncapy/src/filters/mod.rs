@@ -21,6 +21,14 @@
 //! assert_filter(&filter);
 //! ```
 
+mod api_key;
+mod fields;
+mod ip;
+
+pub use self::api_key::ApiKey;
+pub use self::fields::{Fields, PatternError};
+pub use self::ip::{Ip, IpHandle, IpNet, IpNetError, IpNetErrorKind};
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
