@@ -42,6 +42,7 @@
 //! The wire format itself lives in the [`asyncaproto`] crate, re-exported here.
 
 pub mod blocking;
+pub mod client;
 pub mod config;
 pub mod dispatch;
 pub mod filters;

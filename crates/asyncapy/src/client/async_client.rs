@@ -1,0 +1,211 @@
+//! [`AsyncClient`]: the client for tokio applications.
+
+use std::future::Future;
+
+use asyncaproto::{FrameCodec, Map};
+use bytes::{Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{closed, encode_request, take_frame, ClientConfig, ClientError, IntoPayload, RawFrame};
+use crate::packet::Packet;
+
+/// An AsyncAProto client for async code (tokio).
+///
+/// Sends and receives may be pipelined: send several packets, then receive
+/// their replies in order.
+///
+/// ```no_run
+/// use asyncapy::client::{AsyncClient, ClientConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), asyncapy::client::ClientError> {
+/// let mut client = AsyncClient::new(ClientConfig::new());
+/// client.connect("127.0.0.1", 8081).await?;
+/// let reply = client.request(r#"{"test": 1}"#).await?;
+/// assert_eq!(reply["test"], 1);
+/// client.disconnect().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct AsyncClient {
+    config: ClientConfig,
+    connection: Option<Connection>,
+}
+
+struct Connection {
+    stream: TcpStream,
+    codec: FrameCodec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+impl AsyncClient {
+    /// A client with `config`, not connected yet.
+    pub fn new(config: ClientConfig) -> AsyncClient {
+        AsyncClient {
+            config,
+            connection: None,
+        }
+    }
+
+    /// Connects to `host:port` with `config` in one step.
+    pub async fn connect_to(
+        host: &str,
+        port: u16,
+        config: ClientConfig,
+    ) -> Result<AsyncClient, ClientError> {
+        let mut client = AsyncClient::new(config);
+        client.connect(host, port).await?;
+        Ok(client)
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Whether the client holds a connection.
+    pub fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        match self.config.timeout {
+            Some(limit) => tokio::time::timeout(limit, operation)
+                .await
+                .unwrap_or(Err(ClientError::TimedOut(limit))),
+            None => operation.await,
+        }
+    }
+
+    /// Connects to `host:port` (closing any previous connection).
+    pub async fn connect(&mut self, host: &str, port: u16) -> Result<(), ClientError> {
+        if self.config.tls.is_some() {
+            return Err(ClientError::TlsUnavailable);
+        }
+        let codec = self.config.codec()?;
+        self.connection = None;
+        let addr = format!("{host}:{port}");
+        let stream = self
+            .timed(async {
+                TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(|e| ClientError::connect(addr.clone(), e))
+            })
+            .await?;
+        let _ = stream.set_nodelay(true);
+        self.connection = Some(Connection {
+            stream,
+            codec,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+        });
+        Ok(())
+    }
+
+    /// Sends a packet (a [`Map`], a [`Packet`], or a JSON object as text) in the
+    /// configured encoding.
+    pub async fn send(&mut self, payload: impl IntoPayload) -> Result<(), ClientError> {
+        let encoding = self.config.encoding;
+        let timeout = self.config.timeout;
+        let connection = self.connection.as_mut().ok_or(ClientError::NotConnected)?;
+        connection.wbuf.clear();
+        encode_request(&connection.codec, encoding, payload, &mut connection.wbuf)?;
+        let write = async {
+            connection
+                .stream
+                .write_all(&connection.wbuf)
+                .await
+                .map_err(|e| ClientError::io(e, timeout))
+        };
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, write)
+                .await
+                .unwrap_or(Err(ClientError::TimedOut(limit))),
+            None => write.await,
+        }
+    }
+
+    /// Sends any value that serializes to a map.
+    pub async fn send_value<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), ClientError> {
+        let packet =
+            Packet::from_serialize(value, self.config.encoding).map_err(ClientError::Value)?;
+        self.send(&packet).await
+    }
+
+    async fn next_frame(&mut self) -> Result<RawFrame, ClientError> {
+        let timeout = self.config.timeout;
+        let connection = self.connection.as_mut().ok_or(ClientError::NotConnected)?;
+        let read = async {
+            loop {
+                if let Some(frame) = take_frame(&connection.codec, &mut connection.rbuf)? {
+                    return Ok(frame);
+                }
+                if connection.rbuf.capacity() - connection.rbuf.len() < 4096 {
+                    connection.rbuf.reserve(16 * 1024);
+                }
+                let n = connection
+                    .stream
+                    .read_buf(&mut connection.rbuf)
+                    .await
+                    .map_err(|e| ClientError::io(e, timeout))?;
+                if n == 0 {
+                    return Err(closed(connection.rbuf.len()));
+                }
+            }
+        };
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, read)
+                .await
+                .unwrap_or(Err(ClientError::TimedOut(limit))),
+            None => read.await,
+        }
+    }
+
+    /// Receives the next reply, decoded. A failure reply is
+    /// [`ClientError::Failure`] with its code.
+    pub async fn receive(&mut self) -> Result<Map, ClientError> {
+        self.next_frame().await?.decode()
+    }
+
+    /// Receives the next reply as a packet, with the encoding it came in.
+    pub async fn receive_packet(&mut self) -> Result<Packet, ClientError> {
+        let frame = self.next_frame().await?;
+        let map = frame.decode()?;
+        Ok(Packet::new(map, frame.encoding))
+    }
+
+    /// Receives the next reply as a Rust type, through serde.
+    pub async fn receive_as<T: DeserializeOwned>(&mut self) -> Result<T, ClientError> {
+        let map = self.receive().await?;
+        T::deserialize(&map).map_err(ClientError::Value)
+    }
+
+    /// Receives the next whole frame, head included, without decoding it.
+    pub async fn receive_raw(&mut self) -> Result<Bytes, ClientError> {
+        Ok(self.next_frame().await?.raw)
+    }
+
+    /// Sends a packet and receives the reply.
+    pub async fn request(&mut self, payload: impl IntoPayload) -> Result<Map, ClientError> {
+        self.send(payload).await?;
+        self.receive().await
+    }
+
+    /// Closes the connection (the server notices and ends the session).
+    pub async fn disconnect(&mut self) -> Result<(), ClientError> {
+        if let Some(mut connection) = self.connection.take() {
+            let _ = connection.stream.shutdown().await;
+        }
+        Ok(())
+    }
+}

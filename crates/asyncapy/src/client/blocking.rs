@@ -1,0 +1,202 @@
+//! [`BlockingClient`]: the client for code without an async runtime.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+
+use asyncaproto::{FrameCodec, Map};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{closed, encode_request, take_frame, ClientConfig, ClientError, IntoPayload, RawFrame};
+use crate::packet::Packet;
+
+/// An AsyncAProto client that blocks the calling thread: no runtime needed,
+/// usable from a plain `fn main`.
+///
+/// ```no_run
+/// use asyncapy::client::{BlockingClient, ClientConfig};
+///
+/// let mut client = BlockingClient::new(ClientConfig::new());
+/// client.connect("127.0.0.1", 8081)?;
+/// client.send(r#"{"test": 1}"#)?;
+/// client.send(r#"{"test": 2}"#)?; // pipelined
+/// assert_eq!(client.receive()?["test"], 1);
+/// assert_eq!(client.receive()?["test"], 2);
+/// # Ok::<(), asyncapy::client::ClientError>(())
+/// ```
+pub struct BlockingClient {
+    config: ClientConfig,
+    connection: Option<Connection>,
+}
+
+struct Connection {
+    stream: TcpStream,
+    codec: FrameCodec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+impl BlockingClient {
+    /// A client with `config`, not connected yet.
+    pub fn new(config: ClientConfig) -> BlockingClient {
+        BlockingClient {
+            config,
+            connection: None,
+        }
+    }
+
+    /// Connects to `host:port` with `config` in one step.
+    pub fn connect_to(
+        host: &str,
+        port: u16,
+        config: ClientConfig,
+    ) -> Result<BlockingClient, ClientError> {
+        let mut client = BlockingClient::new(config);
+        client.connect(host, port)?;
+        Ok(client)
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Whether the client holds a connection.
+    pub fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    /// Connects to `host:port` (closing any previous connection).
+    pub fn connect(&mut self, host: &str, port: u16) -> Result<(), ClientError> {
+        if self.config.tls.is_some() {
+            return Err(ClientError::TlsUnavailable);
+        }
+        let codec = self.config.codec()?;
+        self.connection = None;
+        let addr = format!("{host}:{port}");
+        let targets = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| ClientError::connect(addr.clone(), e))?;
+        let mut last = None;
+        let mut stream = None;
+        for target in targets {
+            let attempt = match self.config.timeout {
+                Some(limit) => TcpStream::connect_timeout(&target, limit),
+                None => TcpStream::connect(target),
+            };
+            match attempt {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = match (stream, last) {
+            (Some(stream), _) => stream,
+            (None, Some(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(ClientError::TimedOut(
+                    self.config.timeout.unwrap_or_default(),
+                ))
+            }
+            (None, Some(e)) => return Err(ClientError::connect(addr, e)),
+            (None, None) => {
+                return Err(ClientError::connect(
+                    addr,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+                ))
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        stream
+            .set_read_timeout(self.config.timeout)
+            .and_then(|()| stream.set_write_timeout(self.config.timeout))
+            .map_err(ClientError::Io)?;
+        self.connection = Some(Connection {
+            stream,
+            codec,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+        });
+        Ok(())
+    }
+
+    /// Sends a packet (a [`Map`], a [`Packet`], or a JSON object as text) in the
+    /// configured encoding.
+    pub fn send(&mut self, payload: impl IntoPayload) -> Result<(), ClientError> {
+        let encoding = self.config.encoding;
+        let timeout = self.config.timeout;
+        let connection = self.connection.as_mut().ok_or(ClientError::NotConnected)?;
+        connection.wbuf.clear();
+        encode_request(&connection.codec, encoding, payload, &mut connection.wbuf)?;
+        connection
+            .stream
+            .write_all(&connection.wbuf)
+            .map_err(|e| ClientError::io(e, timeout))
+    }
+
+    /// Sends any value that serializes to a map.
+    pub fn send_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ClientError> {
+        let packet =
+            Packet::from_serialize(value, self.config.encoding).map_err(ClientError::Value)?;
+        self.send(&packet)
+    }
+
+    fn next_frame(&mut self) -> Result<RawFrame, ClientError> {
+        let timeout = self.config.timeout;
+        let connection = self.connection.as_mut().ok_or(ClientError::NotConnected)?;
+        loop {
+            if let Some(frame) = take_frame(&connection.codec, &mut connection.rbuf)? {
+                return Ok(frame);
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = connection
+                .stream
+                .read(&mut chunk)
+                .map_err(|e| ClientError::io(e, timeout))?;
+            if n == 0 {
+                return Err(closed(connection.rbuf.len()));
+            }
+            connection.rbuf.put_slice(&chunk[..n]);
+        }
+    }
+
+    /// Receives the next reply, decoded. A failure reply is
+    /// [`ClientError::Failure`] with its code.
+    pub fn receive(&mut self) -> Result<Map, ClientError> {
+        self.next_frame()?.decode()
+    }
+
+    /// Receives the next reply as a packet, with the encoding it came in.
+    pub fn receive_packet(&mut self) -> Result<Packet, ClientError> {
+        let frame = self.next_frame()?;
+        let map = frame.decode()?;
+        Ok(Packet::new(map, frame.encoding))
+    }
+
+    /// Receives the next reply as a Rust type, through serde.
+    pub fn receive_as<T: DeserializeOwned>(&mut self) -> Result<T, ClientError> {
+        let map = self.receive()?;
+        T::deserialize(&map).map_err(ClientError::Value)
+    }
+
+    /// Receives the next whole frame, head included, without decoding it.
+    pub fn receive_raw(&mut self) -> Result<Bytes, ClientError> {
+        Ok(self.next_frame()?.raw)
+    }
+
+    /// Sends a packet and receives the reply.
+    pub fn request(&mut self, payload: impl IntoPayload) -> Result<Map, ClientError> {
+        self.send(payload)?;
+        self.receive()
+    }
+
+    /// Closes the connection.
+    pub fn disconnect(&mut self) -> Result<(), ClientError> {
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.stream.shutdown(std::net::Shutdown::Both);
+        }
+        Ok(())
+    }
+}

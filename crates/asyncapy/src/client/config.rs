@@ -1,0 +1,121 @@
+//! [`ClientConfig`]: the original client's options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use asyncaproto::frame::DEFAULT_MAX_PACKET_SIZE;
+use asyncaproto::{ByteOrder, Encoding, FrameCodec, FrameConfig};
+
+use super::ClientError;
+
+/// How a client frames, encodes and waits. Defaults: 4-byte big-endian
+/// Content-Length, JSON, a 60 s timeout, replies of at most 8 MiB, plain TCP.
+///
+/// ```
+/// use std::time::Duration;
+/// use asyncapy::client::ClientConfig;
+/// use asyncapy::asyncaproto::{ByteOrder, Encoding};
+///
+/// let config = ClientConfig::new()
+///     .encoding(Encoding::ZiProto)
+///     .header_size(2)
+///     .byteorder(ByteOrder::Little)
+///     .timeout(Duration::from_secs(5));
+/// assert_eq!(config.get_encoding(), Encoding::ZiProto);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub(crate) header_size: u8,
+    pub(crate) byteorder: ByteOrder,
+    pub(crate) encoding: Encoding,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_packet_size: u64,
+    pub(crate) tls: Option<TlsOptions>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            header_size: 4,
+            byteorder: ByteOrder::Big,
+            encoding: Encoding::Json,
+            timeout: Some(Duration::from_secs(60)),
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            tls: None,
+        }
+    }
+}
+
+/// TLS settings of a client connection.
+///
+/// Accepted by [`ClientConfig::tls`]; connections with TLS are not available
+/// yet in this version and fail with [`ClientError::TlsUnavailable`].
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// The name the server's certificate must carry (default: the host connected to).
+    pub server_name: Option<String>,
+    /// PEM file of root certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (development only).
+    pub insecure: bool,
+}
+
+impl ClientConfig {
+    /// The defaults.
+    pub fn new() -> ClientConfig {
+        ClientConfig::default()
+    }
+
+    /// Size of the Content-Length field, 1 to 8 (must match the server's).
+    pub fn header_size(mut self, header_size: u8) -> ClientConfig {
+        self.header_size = header_size;
+        self
+    }
+
+    /// Byte order of the Content-Length field (must match the server's).
+    pub fn byteorder(mut self, byteorder: ByteOrder) -> ClientConfig {
+        self.byteorder = byteorder;
+        self
+    }
+
+    /// The encoding of the packets sent (the server answers in the session's
+    /// first packet's encoding).
+    pub fn encoding(mut self, encoding: Encoding) -> ClientConfig {
+        self.encoding = encoding;
+        self
+    }
+
+    /// The longest a connect, a send or a receive may take; `None` waits forever.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> ClientConfig {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// The largest reply accepted (default 8 MiB).
+    pub fn max_packet_size(mut self, max: u64) -> ClientConfig {
+        self.max_packet_size = max;
+        self
+    }
+
+    /// Connect with TLS (see [`TlsOptions`]).
+    pub fn tls(mut self, options: TlsOptions) -> ClientConfig {
+        self.tls = Some(options);
+        self
+    }
+
+    /// The encoding packets are sent in.
+    pub fn get_encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// The timeout of each operation.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    pub(crate) fn codec(&self) -> Result<FrameCodec, ClientError> {
+        FrameConfig::new(self.header_size, self.byteorder, self.max_packet_size)
+            .map(FrameCodec::new)
+            .map_err(ClientError::Config)
+    }
+}

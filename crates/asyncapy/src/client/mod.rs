@@ -1,0 +1,166 @@
+//! The connecting client: talk to any AsyncAProto server, from async code
+//! ([`AsyncClient`]) or from a plain `fn main` ([`BlockingClient`], no runtime
+//! needed).
+//!
+//! Not to be confused with [`crate::Client`], the handle a server's handler
+//! receives. This is the original's `asyncapy.client.Client`:
+//!
+//! | Python (`asyncapy.client.Client`) | Rust |
+//! |---|---|
+//! | `Client(byteorder, header_size, tls, encoding, timeout)` | [`ClientConfig`] (builder methods), then [`AsyncClient::new`] / [`BlockingClient::new`] |
+//! | `connect(hostname, port)` | `connect(host, port)` |
+//! | `send(dict or JSON str)` | `send(&map)`, `send(r#"{"a": 1}"#)`, `send(&packet)`; `send_value(&any_serialize)` |
+//! | `receive() -> dict` | `receive() -> Map` (a failure reply is [`ClientError::Failure`]); `receive_as::<T>()` |
+//! | `receive_raw() -> bytes` (empty when closed) | `receive_raw() -> Bytes` (the whole frame; [`ClientError::Closed`] when closed) |
+//! | — | `request(payload)`: send, then receive |
+//! | `disconnect()` | `disconnect()` |
+//!
+//! Differences on purpose: the original defaults to TLS although its server
+//! has none; ours defaults to plain TCP. Every failure is a typed
+//! [`ClientError`] instead of an exception or an empty value.
+//!
+//! ```no_run
+//! use asyncapy::client::{BlockingClient, ClientConfig};
+//! use asyncapy::asyncaproto::Encoding;
+//!
+//! let mut client = BlockingClient::new(ClientConfig::new().encoding(Encoding::Json));
+//! client.connect("127.0.0.1", 8081)?;
+//! client.send(r#"{"test": 1}"#)?;
+//! let reply = client.receive()?;
+//! println!("{reply}");
+//! # Ok::<(), asyncapy::client::ClientError>(())
+//! ```
+
+mod async_client;
+mod blocking;
+mod config;
+mod error;
+
+use asyncaproto::{Encoding, ErrorCode, FrameCodec, FrameError, Map};
+use bytes::{Bytes, BytesMut};
+
+pub use async_client::AsyncClient;
+pub use blocking::BlockingClient;
+pub use config::{ClientConfig, TlsOptions};
+pub use error::ClientError;
+
+use crate::packet::Packet;
+
+/// What can be sent as a packet: a [`Map`], a [`Packet`], or a JSON object as text.
+pub trait IntoPayload {
+    /// The payload map (parsing JSON text if need be).
+    fn with_map<R>(self, f: impl FnOnce(&Map) -> R) -> Result<R, ClientError>;
+}
+
+impl IntoPayload for &Map {
+    fn with_map<R>(self, f: impl FnOnce(&Map) -> R) -> Result<R, ClientError> {
+        Ok(f(self))
+    }
+}
+
+impl IntoPayload for Map {
+    fn with_map<R>(self, f: impl FnOnce(&Map) -> R) -> Result<R, ClientError> {
+        Ok(f(&self))
+    }
+}
+
+impl IntoPayload for &Packet {
+    fn with_map<R>(self, f: impl FnOnce(&Map) -> R) -> Result<R, ClientError> {
+        Ok(f(self.map()))
+    }
+}
+
+impl IntoPayload for Packet {
+    fn with_map<R>(self, f: impl FnOnce(&Map) -> R) -> Result<R, ClientError> {
+        Ok(f(self.map()))
+    }
+}
+
+/// A JSON object as text, like the original client's `send(json_string)`.
+impl IntoPayload for &str {
+    fn with_map<R>(self, f: impl FnOnce(&Map) -> R) -> Result<R, ClientError> {
+        let map = Encoding::Json
+            .decode(self.as_bytes())
+            .map_err(ClientError::InvalidPayload)?;
+        Ok(f(&map))
+    }
+}
+
+impl IntoPayload for &String {
+    fn with_map<R>(self, f: impl FnOnce(&Map) -> R) -> Result<R, ClientError> {
+        self.as_str().with_map(f)
+    }
+}
+
+/// Frames `payload` in `encoding` onto `out`.
+fn encode_request(
+    codec: &FrameCodec,
+    encoding: Encoding,
+    payload: impl IntoPayload,
+    out: &mut BytesMut,
+) -> Result<(), ClientError> {
+    payload
+        .with_map(|map| codec.write_frame(encoding, map, out))?
+        .map_err(ClientError::Frame)
+}
+
+/// A whole frame taken off the read buffer.
+struct RawFrame {
+    encoding: Encoding,
+    /// The frame with its head.
+    raw: Bytes,
+    head_len: usize,
+}
+
+impl RawFrame {
+    fn payload(&self) -> &[u8] {
+        &self.raw[self.head_len..]
+    }
+
+    /// The decoded payload; a failure reply is an error carrying its code.
+    fn decode(&self) -> Result<Map, ClientError> {
+        let map = self
+            .encoding
+            .decode(self.payload())
+            .map_err(ClientError::Payload)?;
+        match ErrorCode::from_map(&map) {
+            Some(code) => Err(ClientError::Failure(code)),
+            None => Ok(map),
+        }
+    }
+}
+
+/// Takes the first complete frame off `buf`, if there is one.
+fn take_frame(codec: &FrameCodec, buf: &mut BytesMut) -> Result<Option<RawFrame>, ClientError> {
+    match codec.check_head(buf) {
+        Ok(Some((encoding, total))) if buf.len() >= total => {
+            let raw = buf.split_to(total).freeze();
+            Ok(Some(RawFrame {
+                encoding,
+                raw,
+                head_len: codec.config().head_len(),
+            }))
+        }
+        Ok(Some((_, total))) => {
+            buf.reserve((total - buf.len()).min(64 * 1024));
+            Ok(None)
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(ClientError::Frame(e)),
+    }
+}
+
+/// The error for a stream that ended with `buffered` bytes of an unfinished frame.
+fn closed(buffered: usize) -> ClientError {
+    if buffered == 0 {
+        ClientError::Closed
+    } else {
+        ClientError::ClosedMidFrame { buffered }
+    }
+}
+
+impl From<FrameError> for ClientError {
+    fn from(e: FrameError) -> ClientError {
+        ClientError::Frame(e)
+    }
+}
