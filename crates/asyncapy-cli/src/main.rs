@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod send;
 mod serve;
 
 /// AsyncAPY for Rust: serve and exercise AsyncAProto endpoints.
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run an echo server: every packet is answered with itself, in the session's encoding.
     Serve(Box<serve::ServeArgs>),
+    /// Send packets (JSON objects) to a server and print the replies.
+    Send(send::SendArgs),
     /// Load-test an AsyncAProto server and report throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::Send(args) => send::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {
