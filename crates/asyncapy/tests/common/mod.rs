@@ -153,3 +153,19 @@ impl RawClient {
         }
     }
 }
+
+impl RawClient {
+    /// Connects to `addr` from the IPv4 `source` address (another loopback
+    /// address such as 127.0.0.2 works on Linux), so the server sees that peer.
+    pub async fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .expect("bind the source address");
+        let stream = tokio::time::timeout(PATIENCE, socket.connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        RawClient::from_stream(stream)
+    }
+}
