@@ -1,9 +1,11 @@
 //! [`MemoryKeyStore`]: keys in a hash map, for one process (the original's
 //! storage, and the default).
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::ready;
+use std::hash::BuildHasher;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use asyncaproto::Value;
@@ -14,9 +16,13 @@ use super::{KeyStore, KeyStoreError, Rename, StoreFuture};
 ///
 /// Every operation answers at once, and [`KeyStore::contains_now`] answers
 /// too, so the [`ApiKey`](crate::filters::ApiKey) filter checks a key with one
-/// read lock and one hash lookup, without allocating. Keys are found through a
-/// hash map keyed with per-process random secrets (see the
-/// [module docs](super#timing) on timing).
+/// read lock and one hash lookup, without allocating.
+///
+/// Keys are found by a 128-bit digest keyed with a secret drawn at random for
+/// each store (SipHash, as std's `RandomState`), then confirmed with a constant-time
+/// comparison. How long a lookup takes depends on that digest, which says
+/// nothing about how close a guess came to a live key (see the
+/// [module docs](super#timing)).
 ///
 /// ```
 /// use asyncapy::keys::{ApiKeyFactory, MemoryKeyStore};
@@ -31,7 +37,17 @@ use super::{KeyStore, KeyStoreError, Rename, StoreFuture};
 /// ```
 #[derive(Default)]
 pub struct MemoryKeyStore {
-    keys: RwLock<HashMap<String, Value>>,
+    /// The secret of the digest: a random SipHash key.
+    digest: RandomState,
+    keys: RwLock<HashMap<Digest, Entry>>,
+}
+
+/// A key's digest under the store's secrets.
+type Digest = u128;
+
+struct Entry {
+    key: Box<str>,
+    metadata: Value,
 }
 
 impl MemoryKeyStore {
@@ -62,16 +78,40 @@ impl MemoryKeyStore {
         self.read().is_empty()
     }
 
+    fn digest(&self, key: &str) -> Digest {
+        // Two hashes of the key under one secret, told apart by a prefix.
+        let high = self.digest.hash_one((0u8, key));
+        let low = self.digest.hash_one((1u8, key));
+        (Digest::from(high) << 64) | Digest::from(low)
+    }
+
+    /// The entry of `key` in `keys`, if live.
+    fn find<'m>(&self, keys: &'m HashMap<Digest, Entry>, key: &str) -> Option<&'m Entry> {
+        keys.get(&self.digest(key))
+            .filter(|entry| same_key(&entry.key, key))
+    }
+
     // A panic cannot happen while a guard is held (no user code runs under
     // the lock), and every write leaves the map whole anyway: a poisoned lock
     // is safe to keep using.
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Value>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Digest, Entry>> {
         self.keys.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Value>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Digest, Entry>> {
         self.keys.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths
+/// only (the length of keys is no secret: a factory's keys all have one size).
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
 }
 
 fn now<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
@@ -80,43 +120,66 @@ fn now<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
 
 impl KeyStore for MemoryKeyStore {
     fn insert<'a>(&'a self, key: &'a str, metadata: Value) -> StoreFuture<'a, bool> {
+        let digest = self.digest(key);
         let mut keys = self.write();
-        let inserted = !keys.contains_key(key);
+        // A digest taken by another key (one chance in 2^128) counts as taken:
+        // the factory then draws another key.
+        let inserted = !keys.contains_key(&digest);
         if inserted {
-            keys.insert(key.to_owned(), metadata);
+            let key = key.into();
+            keys.insert(digest, Entry { key, metadata });
         }
         now(inserted)
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Value>> {
-        now(self.read().get(key).cloned())
+        let keys = self.read();
+        now(self.find(&keys, key).map(|entry| entry.metadata.clone()))
     }
 
     fn contains<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        now(self.read().contains_key(key))
+        let keys = self.read();
+        now(self.find(&keys, key).is_some())
     }
 
     fn update<'a>(&'a self, key: &'a str, metadata: Value) -> StoreFuture<'a, bool> {
-        let updated = match self.write().get_mut(key) {
-            Some(slot) => {
-                *slot = metadata;
+        let digest = self.digest(key);
+        let mut keys = self.write();
+        let updated = match keys.get_mut(&digest) {
+            Some(entry) if same_key(&entry.key, key) => {
+                entry.metadata = metadata;
                 true
             }
-            None => false,
+            _ => false,
         };
         now(updated)
     }
 
     fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {
-        now(self.write().remove(key).is_some())
+        let digest = self.digest(key);
+        let mut keys = self.write();
+        let live = keys
+            .get(&digest)
+            .is_some_and(|entry| same_key(&entry.key, key));
+        if live {
+            keys.remove(&digest);
+        }
+        now(live)
     }
 
     fn rename<'a>(&'a self, old: &'a str, new: &'a str) -> StoreFuture<'a, Rename> {
+        let (old_digest, new_digest) = (self.digest(old), self.digest(new));
         let mut keys = self.write();
-        let outcome = if keys.contains_key(new) {
+        let live = keys
+            .get(&old_digest)
+            .is_some_and(|entry| same_key(&entry.key, old));
+        let outcome = if keys.contains_key(&new_digest) {
             Rename::Taken
-        } else if let Some(metadata) = keys.remove(old) {
-            keys.insert(new.to_owned(), metadata);
+        } else if !live {
+            Rename::NotFound
+        } else if let Some(entry) = keys.remove(&old_digest) {
+            let key = new.into();
+            keys.insert(new_digest, Entry { key, ..entry });
             Rename::Renamed
         } else {
             Rename::NotFound
@@ -125,7 +188,8 @@ impl KeyStore for MemoryKeyStore {
     }
 
     fn contains_now(&self, key: &str) -> Option<Result<bool, KeyStoreError>> {
-        Some(Ok(self.read().contains_key(key)))
+        let keys = self.read();
+        Some(Ok(self.find(&keys, key).is_some()))
     }
 }
 
@@ -162,6 +226,23 @@ mod tests {
         assert!(store.insert("k", Value::from("first")).await.unwrap());
         assert!(!store.insert("k", Value::from("second")).await.unwrap());
         assert_eq!(store.get("k").await.unwrap(), Some(Value::from("first")));
+    }
+
+    #[test]
+    fn same_key_is_plain_equality() {
+        assert!(same_key("", ""));
+        assert!(same_key("abc", "abc"));
+        assert!(!same_key("abc", "abd"));
+        assert!(!same_key("abc", "ab"));
+        assert!(!same_key("abc", "Abc"));
+    }
+
+    #[tokio::test]
+    async fn digests_are_per_store() {
+        let (a, b) = (MemoryKeyStore::new(), MemoryKeyStore::new());
+        assert_ne!(a.digest("key"), b.digest("key"));
+        assert_eq!(a.digest("key"), a.digest("key"));
+        assert_ne!(a.digest("key"), a.digest("kez"));
     }
 
     #[test]

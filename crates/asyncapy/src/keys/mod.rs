@@ -49,12 +49,15 @@
 //! # Timing
 //!
 //! A lookup must not tell an attacker how close a guess came to a live key.
-//! [`MemoryKeyStore`] finds keys in a hash map whose hash function is keyed
-//! with per-process random secrets (std's SipHash `RandomState`): which stored
-//! key, if any, a guess gets compared with depends on those secrets, not on
-//! the guess sharing a prefix with a live key, so timing cannot be used to
-//! grow a guess character by character. Persistent stores keep SHA-256
-//! digests of keys, never the keys, and look the digest up.
+//! [`MemoryKeyStore`] does not compare a guess with stored keys character by
+//! character: it looks up a 128-bit digest of the guess, keyed with a secret
+//! drawn at random for each store (SipHash), and confirms a hit with a
+//! constant-time comparison. The time a lookup takes depends on that digest,
+//! which is unrelated to how many characters a guess shares with a live key,
+//! so timing cannot be used to grow a guess character by character. Stores
+//! that persist keys should keep SHA-256 digests of them, never the keys, and
+//! look the digest up (the same argument then holds, and a stolen database
+//! holds no usable key).
 
 mod memory;
 
