@@ -13,7 +13,19 @@ mod hello_world;
 #[path = "../examples/groups.rs"]
 mod groups;
 
-use asyncapy::asyncaproto::{Encoding, Value};
+#[allow(dead_code)]
+#[path = "../examples/filters.rs"]
+mod filters;
+
+#[allow(dead_code)]
+#[path = "../examples/more_filters.rs"]
+mod more_filters;
+
+#[allow(dead_code)]
+#[path = "../examples/api_keys.rs"]
+mod api_keys;
+
+use asyncapy::asyncaproto::{Encoding, ErrorCode, Value};
 use common::*;
 
 #[tokio::test]
@@ -43,4 +55,76 @@ async fn groups_answers_one_packet_twice_then_closes() {
     assert_eq!(client.read().await, (Encoding::ZiProto, m.clone()));
     assert_eq!(client.read().await, (Encoding::ZiProto, m));
     client.expect_closed().await;
+}
+
+#[tokio::test]
+async fn filters_lets_only_the_documented_shape_through() {
+    let running = filters::server(0).unwrap().bind().await.unwrap();
+    let addr = running.local_addr();
+    let good = map(&[
+        ("foo", Value::from(12355)),
+        ("bar", Value::from("anything")),
+    ]);
+    let mut client = RawClient::connect(addr).await;
+    assert_eq!(client.request(Encoding::Json, &good).await.1, good);
+    client.expect_closed().await;
+    for bad in [
+        map(&[("foo", Value::from("12abc")), ("bar", Value::from(1))]),
+        map(&[("foo", Value::from(1))]),
+        map(&[
+            ("foo", Value::from(1)),
+            ("bar", Value::Null),
+            ("baz", Value::Null),
+        ]),
+    ] {
+        let mut client = RawClient::connect(addr).await;
+        client.send(Encoding::Json, &bad).await;
+        client
+            .expect_failure_then_close(ErrorCode::NoHandler, Encoding::Json)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn more_filters_also_checks_the_client_address() {
+    let running = more_filters::server(0).unwrap().bind().await.unwrap();
+    let addr = running.local_addr();
+    let good = map(&[("foo", Value::from(1)), ("bar", Value::from("123lmao"))]);
+    let mut local = RawClient::connect(addr).await;
+    assert_eq!(local.request(Encoding::Json, &good).await.1, good);
+    let mut other = RawClient::connect_from(std::net::Ipv4Addr::new(127, 0, 0, 2), addr).await;
+    other.send(Encoding::Json, &good).await;
+    other
+        .expect_failure_then_close(ErrorCode::NoHandler, Encoding::Json)
+        .await;
+}
+
+#[tokio::test]
+async fn api_keys_accepts_live_keys_and_rotates_them() {
+    let (server, key) = api_keys::server(0).await.unwrap();
+    let running = server.bind().await.unwrap();
+    let addr = running.local_addr();
+    let mut client = RawClient::connect(addr).await;
+    let whoami = |key: &str| {
+        map(&[
+            ("api_key", Value::from(key)),
+            ("action", Value::from("whoami")),
+        ])
+    };
+    let (_, reply) = client.request(Encoding::Json, &whoami(&key)).await;
+    assert_eq!(reply["metadata"]["user"], "ada");
+    let rotate = map(&[
+        ("api_key", Value::from(key.as_str())),
+        ("action", Value::from("rotate")),
+    ]);
+    let (_, reply) = client.request(Encoding::Json, &rotate).await;
+    let new_key = reply["api_key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    let (_, reply) = client.request(Encoding::Json, &whoami(&new_key)).await;
+    assert_eq!(reply["metadata"]["user"], "ada");
+    // The old key stopped working.
+    client.send(Encoding::Json, &whoami(&key)).await;
+    client
+        .expect_failure_then_close(ErrorCode::NoHandler, Encoding::Json)
+        .await;
 }

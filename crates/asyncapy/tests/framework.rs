@@ -12,7 +12,7 @@ use std::time::Duration;
 use asyncapy::asyncaproto::{Encoding, ErrorCode, Map, Value};
 use asyncapy::{Client, Config, Packet, Server};
 use common::*;
-use tokio::net::TcpSocket;
+use std::net::Ipv4Addr;
 
 fn tagged(tag: &str) -> Map {
     map(&[("from", Value::from(tag))])
@@ -226,13 +226,6 @@ async fn handlers_share_state_through_captured_values() {
     assert_eq!(hits.load(Ordering::SeqCst), 3);
 }
 
-async fn connect_from(source: &str, addr: std::net::SocketAddr) -> RawClient {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    RawClient::from_stream(stream)
-}
-
 #[tokio::test]
 async fn the_session_limit_applies_per_client_ip() {
     let running = start_echo(Config {
@@ -242,20 +235,20 @@ async fn the_session_limit_applies_per_client_ip() {
     .await;
     let addr = running.local_addr();
     let ping = map(&[("p", Value::from(1))]);
-    let mut a1 = connect_from("127.0.0.2", addr).await;
-    let mut a2 = connect_from("127.0.0.2", addr).await;
+    let mut a1 = RawClient::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr).await;
+    let mut a2 = RawClient::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr).await;
     a1.request(Encoding::Json, &ping).await;
     a2.request(Encoding::Json, &ping).await;
-    let mut a3 = connect_from("127.0.0.2", addr).await;
+    let mut a3 = RawClient::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr).await;
     a3.expect_failure_then_close(ErrorCode::SessionLimitReached, Encoding::Json)
         .await;
     // Another IP is not affected.
-    let mut b1 = connect_from("127.0.0.3", addr).await;
+    let mut b1 = RawClient::connect_from(Ipv4Addr::new(127, 0, 0, 3), addr).await;
     assert_eq!(b1.request(Encoding::Json, &ping).await.1, ping);
     // Once a session of 127.0.0.2 ends, its slot is free again.
     drop(a1);
     loop {
-        let mut again = connect_from("127.0.0.2", addr).await;
+        let mut again = RawClient::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr).await;
         again.send(Encoding::Json, &ping).await;
         let (_, reply) = again.read().await;
         if reply == ping {
@@ -463,6 +456,10 @@ async fn typed_handlers_parse_requests_and_send_structs() {
     assert_eq!(encoding, Encoding::ZiProto);
     assert_eq!(reply, map(&[("sum", Value::from(42))]));
     // A request that does not fit the type is a handler failure.
-    client.send(Encoding::ZiProto, &map(&[("a", Value::from("two"))])).await;
-    client.expect_failure_then_close(ErrorCode::HandlerFailed, Encoding::ZiProto).await;
+    client
+        .send(Encoding::ZiProto, &map(&[("a", Value::from("two"))]))
+        .await;
+    client
+        .expect_failure_then_close(ErrorCode::HandlerFailed, Encoding::ZiProto)
+        .await;
 }
