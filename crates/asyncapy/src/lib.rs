@@ -62,3 +62,8 @@ pub use keys::ApiKeyFactory;
 pub use packet::{AsPayload, Packet};
 pub use server::{RunningServer, Server, ServerBuilder, ServerError, ServerHandle};
 pub use session::{Client, SendError, Session};
+
+/// The README's Rust examples, compiled as doctests so the quickstart stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
