@@ -36,6 +36,11 @@
 //! | `asyncapy.core.Packet` | [`Packet`] (derefs to a [`Map`](asyncaproto::Map)) |
 //! | `packet.stop_propagation()` | [`Packet::stop_propagation`] |
 //! | `asyncapy.core.Session` | [`Session`] |
+//! | `Filters.Fields(foo=r"\d+", bar=None)` | [`filters::Fields`]`::from_pairs([("foo", Some(r"\d+")), ("bar", None)])` (whole-value match) |
+//! | `Filters.Ip(["127.0.0.1", ...])` | [`filters::Ip`]`::new([...])` (IPv4, IPv6, CIDR; [`filters::IpHandle`] to change it) |
+//! | `Filters.APIFactory(factory, "field")` | [`filters::ApiKey`]`::new(factory, "field")` |
+//! | `asyncapy.util.APIKeyFactory` | [`keys::ApiKeyFactory`] |
+//! | `asyncapy.client.Client` (connecting) | [`client::AsyncClient`] / [`client::BlockingClient`] |
 //! | overriding `setup()` / `shutdown()` | [`Server::on_setup`] / [`Server::on_shutdown`] |
 //! | `server.run_sync_task(fn, limiter=...)` | [`run_sync_task`] / [`SyncLimiter::run`] |
 //!

@@ -7,7 +7,7 @@
 //!
 //! Every filter of a handler must pass (AND). To accept any of several
 //! conditions, combine them with [`FilterExt::or`], or give one filter a list
-//! (one [`Ip`](crate::filters::Ip) filter with two addresses, not two filters).
+//! (one [`Ip`] filter with two addresses, not two filters).
 //!
 //! ```
 //! use asyncapy::filters::{Check, Filter, FilterExt};
