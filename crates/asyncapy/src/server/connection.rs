@@ -19,19 +19,19 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Poll};
 use std::time::Duration;
 
 use asyncaproto::{Encoding, ErrorCode};
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use tokio::io::{AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep_until, Instant, Sleep};
 use tracing::{debug, error, info, warn};
 
 use crate::dispatch::Dispatched;
 use crate::packet::Packet;
+use crate::server::transport::{poll_read_more, Transport};
 use crate::server::ServerContext;
 use crate::session::{Client, RegistryGuard, SessionState, Signal};
 
@@ -65,10 +65,10 @@ pub(crate) enum End {
     Aborted,
 }
 
-pub(crate) struct Connection {
+pub(crate) struct Connection<T: Transport> {
     ctx: Arc<ServerContext>,
     state: Arc<SessionState>,
-    stream: TcpStream,
+    stream: T,
     rbuf: BytesMut,
     wbuf: BytesMut,
     /// The session's one timer: the idle deadline, the handler deadline, the
@@ -96,11 +96,11 @@ enum Wake {
     Abort,
 }
 
-impl Connection {
+impl<T: Transport> Connection<T> {
     pub(crate) fn new(
         ctx: Arc<ServerContext>,
         state: Arc<SessionState>,
-        stream: TcpStream,
+        stream: T,
         registered: RegistryGuard,
     ) -> Self {
         let deadline = Box::pin(sleep_until(Instant::now() + ctx.config.timeout));
@@ -159,7 +159,7 @@ impl Connection {
                 return Poll::Ready(Wake::Deadline);
             }
             let read = ready!(poll_read_more(
-                &self.stream,
+                &mut self.stream,
                 &mut self.rbuf,
                 self.read_size,
                 cx
@@ -376,7 +376,7 @@ impl Connection {
                 if self.state.poll_abort(cx).is_ready() {
                     return Poll::Ready(Ok(0));
                 }
-                poll_read_more(&self.stream, &mut self.rbuf, 8192, cx)
+                poll_read_more(&mut self.stream, &mut self.rbuf, 8192, cx)
             })
             .await;
             match read {
@@ -386,40 +386,6 @@ impl Connection {
                 }
                 _ => break,
             }
-        }
-    }
-}
-
-/// Reads whatever is available into `buf`, allocating it only once a byte has
-/// arrived; `Ok(0)` is the end of the stream.
-fn poll_read_more(
-    stream: &TcpStream,
-    buf: &mut BytesMut,
-    read_size: usize,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
-    loop {
-        if buf.capacity() == 0 {
-            // Peek first: tokio reports a fresh socket readable before any
-            // byte arrives, and an idle session must not hold a buffer.
-            let mut one = [0u8; 1];
-            let mut peeked = ReadBuf::new(&mut one);
-            ready!(stream.poll_peek(cx, &mut peeked))?;
-            if peeked.filled().is_empty() {
-                return Poll::Ready(Ok(0));
-            }
-        }
-        // Room for a whole read: reuses the allocation once the frames that
-        // shared it are gone.
-        if buf.capacity() - buf.len() < read_size / 2 {
-            buf.reserve(read_size);
-        }
-        match stream.try_read_buf(buf) {
-            Ok(n) => return Poll::Ready(Ok(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                ready!(stream.poll_read_ready(cx))?;
-            }
-            Err(e) => return Poll::Ready(Err(e)),
         }
     }
 }

@@ -23,6 +23,7 @@
 mod builder;
 mod connection;
 mod listener;
+mod transport;
 
 pub use builder::ServerBuilder;
 
