@@ -270,7 +270,7 @@ async fn half_closed_and_reset_peers_are_released_promptly_without_spinning() {
         }
         if reset {
             // SO_LINGER 0: close sends a RST.
-            stream.set_linger(Some(Duration::ZERO)).unwrap();
+            stream.set_zero_linger().unwrap();
             drop(stream);
         } else if name.contains("mid-reply") {
             drop(stream);
