@@ -10,7 +10,8 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use asyncaproto::Value;
 
-use super::{KeyStore, KeyStoreError, Rename, StoreFuture};
+use super::digest::same_secret;
+use super::{key_digest, KeyStore, KeyStoreError, ListedKey, Rename, StoreFuture};
 
 /// Keys and their metadata in memory: lost when the process ends.
 ///
@@ -20,7 +21,7 @@ use super::{KeyStore, KeyStoreError, Rename, StoreFuture};
 ///
 /// Keys are found by a 128-bit digest keyed with a secret drawn at random for
 /// each store (SipHash, as std's `RandomState`), then confirmed with a constant-time
-/// comparison. How long a lookup takes depends on that digest, which says
+/// comparison (`subtle`). How long a lookup takes depends on that digest, which says
 /// nothing about how close a guess came to a live key (see the
 /// [module docs](super#timing)).
 ///
@@ -106,12 +107,7 @@ impl MemoryKeyStore {
 /// Whether `a` and `b` are equal, in a time that depends on their lengths
 /// only (the length of keys is no secret: a factory's keys all have one size).
 fn same_key(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
+    same_secret(a.as_bytes(), b.as_bytes())
 }
 
 fn now<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
@@ -190,6 +186,16 @@ impl KeyStore for MemoryKeyStore {
     fn contains_now(&self, key: &str) -> Option<Result<bool, KeyStoreError>> {
         let keys = self.read();
         Some(Ok(self.find(&keys, key).is_some()))
+    }
+
+    fn list(&self) -> StoreFuture<'_, Vec<ListedKey>> {
+        let mut listed: Vec<ListedKey> = self
+            .read()
+            .values()
+            .map(|entry| ListedKey::new(key_digest(&entry.key), entry.metadata.clone()))
+            .collect();
+        listed.sort_by(|a, b| a.digest.cmp(&b.digest));
+        now(listed)
     }
 }
 

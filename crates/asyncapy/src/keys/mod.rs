@@ -46,20 +46,54 @@
 //! cryptographic generator (the original used Python's `random`, which is
 //! predictable). A 32-character key carries about 190 bits of entropy.
 //!
-//! # Timing
+//! # Backends
 //!
-//! A lookup must not tell an attacker how close a guess came to a live key.
-//! [`MemoryKeyStore`] does not compare a guess with stored keys character by
-//! character: it looks up a 128-bit digest of the guess, keyed with a secret
-//! drawn at random for each store (SipHash), and confirms a hit with a
-//! constant-time comparison. The time a lookup takes depends on that digest,
-//! which is unrelated to how many characters a guess shares with a live key,
-//! so timing cannot be used to grow a guess character by character. Stores
-//! that persist keys should keep SHA-256 digests of them, never the keys, and
-//! look the digest up (the same argument then holds, and a stolen database
-//! holds no usable key).
+//! | store | feature | for | keys kept as |
+//! |---|---|---|---|
+//! | [`MemoryKeyStore`] | (default) | one process; lost at exit | the key, found by a secret-keyed digest |
+//! | `SqliteKeyStore` | `sqlite` | one machine; persistent; shared by processes on it | SHA-256 digest |
+//! | `RedisKeyStore` | `redis` | several servers sharing one key set | SHA-256 digest |
+//!
+//! Every store passes one conformance suite (`crates/asyncapy/tests/key_stores/`),
+//! and the [`ApiKey`](crate::filters::ApiKey) filter works the same over each.
+//! Persistent stores keep metadata as JSON text (binary values and map keys
+//! starting with `$` are escaped so that every [`Value`] comes back unchanged).
+//!
+//! # Threat model
+//!
+//! Keys are bearer secrets: whoever holds one is served. What the stores defend
+//! against, and how:
+//!
+//! * **Guessing.** Keys come from the operating system's CSPRNG; a default
+//!   key carries about 190 bits, far beyond any online or offline search.
+//! * **Timing.** A lookup must not tell an attacker how close a guess came to
+//!   a live key. No store compares a guess with stored keys character by
+//!   character: each looks up a digest of the guess (SHA-256 in the persistent
+//!   stores; a 128-bit SipHash keyed with a per-store random secret in
+//!   [`MemoryKeyStore`]), and confirms a hit with a constant-time comparison
+//!   (`subtle`). The time a lookup takes depends only on that digest, which
+//!   is unrelated to how many characters a guess shares with a live key, so
+//!   timing cannot be used to grow a guess character by character.
+//! * **A stolen database or Redis dump.** Persistent stores keep SHA-256
+//!   digests, never keys, so a copy of the data holds no usable key. The
+//!   digest is unsalted on purpose (lookups need it deterministic); that is
+//!   safe because keys are random and long, not chosen by people: there is no
+//!   dictionary to try. [`list`](ApiKeyFactory::list) shows digests only.
+//! * **Logs and debug output.** Stores, factories and filters never print a
+//!   key: `Debug` shows counts or sizes, and a failed check is logged without
+//!   the key.
+//!
+//! Out of scope: anyone who can write to the store (they can add keys), and
+//! keys read off the wire (use TLS); metadata is stored in clear.
 
+mod digest;
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+mod metadata;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -67,10 +101,15 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use asyncaproto::Value;
 
 pub use self::memory::MemoryKeyStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisKeyStore, RedisKeyStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::SqliteKeyStore;
 
 /// The default length of a key, in characters (the original's `size=32`).
 pub const DEFAULT_KEY_SIZE: usize = 32;
@@ -104,6 +143,18 @@ pub enum KeyStoreError {
     /// The backend holds data it cannot read back (e.g. metadata that does not decode).
     #[error("key store holds unreadable data: {0}")]
     Corrupt(String),
+    /// The backend did not answer in time (e.g. Redis unreachable without a
+    /// refusal): the operation may or may not have taken effect.
+    #[error("key store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The metadata cannot be stored by this backend (e.g. a non-finite float
+    /// in a store that keeps JSON).
+    #[error("metadata cannot be stored: {0}")]
+    Metadata(String),
+    /// The store does not offer this operation (e.g. [`KeyStore::list`] on a
+    /// store that does not implement it).
+    #[error("this key store cannot {0}")]
+    Unsupported(&'static str),
 }
 
 impl KeyStoreError {
@@ -159,6 +210,60 @@ pub enum Rename {
     NotFound,
     /// The new key is already taken; nothing changed.
     Taken,
+}
+
+/// A live key as [`KeyStore::list`] shows it: its digest, never the key.
+///
+/// ```
+/// use asyncapy::keys::{key_digest, ApiKeyFactory};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), asyncapy::keys::KeyError> {
+/// let factory = ApiKeyFactory::new();
+/// let key = factory.issue("ada").await?;
+/// let listed = factory.list().await?;
+/// assert_eq!(listed.len(), 1);
+/// assert_eq!(listed[0].digest, key_digest(&key));
+/// assert_eq!(listed[0].metadata, "ada");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ListedKey {
+    /// The SHA-256 digest of the key, in lowercase hex (see [`key_digest`]).
+    pub digest: String,
+    /// The key's metadata.
+    pub metadata: Value,
+}
+
+impl ListedKey {
+    /// A listed key from its digest (lowercase hex SHA-256) and metadata.
+    ///
+    /// ```
+    /// use asyncapy::keys::{key_digest, ListedKey};
+    /// let listed = ListedKey::new(key_digest("k"), ());
+    /// assert!(listed.metadata.is_null());
+    /// ```
+    pub fn new(digest: impl Into<String>, metadata: impl Into<Value>) -> ListedKey {
+        ListedKey {
+            digest: digest.into(),
+            metadata: metadata.into(),
+        }
+    }
+}
+
+/// The SHA-256 digest of `key` in lowercase hex: what persistent stores keep
+/// instead of the key, and what [`ApiKeyFactory::list`] shows.
+///
+/// ```
+/// assert_eq!(
+///     asyncapy::keys::key_digest("abc"),
+///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+/// );
+/// ```
+pub fn key_digest(key: &str) -> String {
+    digest::to_hex(&digest::digest(key))
 }
 
 /// Where an [`ApiKeyFactory`] keeps its keys and their metadata.
@@ -264,6 +369,24 @@ pub trait KeyStore: Send + Sync + 'static {
     fn contains_now(&self, key: &str) -> Option<Result<bool, KeyStoreError>> {
         let _ = key;
         None
+    }
+
+    /// Every live key, by digest (never the key), with its metadata, sorted
+    /// by digest. The default answers [`KeyStoreError::Unsupported`]; the
+    /// stores of this crate all implement it.
+    ///
+    /// ```
+    /// use asyncapy::keys::{KeyStore, MemoryKeyStore};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), asyncapy::keys::KeyStoreError> {
+    /// assert!(MemoryKeyStore::new().list().await?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn list(&self) -> StoreFuture<'_, Vec<ListedKey>> {
+        Box::pin(std::future::ready(Err(KeyStoreError::Unsupported(
+            "list its keys",
+        ))))
     }
 }
 
@@ -507,6 +630,23 @@ impl<S: KeyStore + ?Sized> ApiKeyFactory<S> {
             Some(answer) => answer,
             None => self.store.contains(key).await,
         }
+    }
+
+    /// Every live key, by digest (never the key), with its metadata, sorted
+    /// by digest (see [`KeyStore::list`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), asyncapy::keys::KeyError> {
+    /// let factory = asyncapy::keys::ApiKeyFactory::new();
+    /// factory.issue(1).await?;
+    /// factory.issue(2).await?;
+    /// assert_eq!(factory.list().await?.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list(&self) -> Result<Vec<ListedKey>, KeyError> {
+        Ok(self.store.list().await?)
     }
 
     /// Whether `key` is live, if the store can tell without waiting (see
