@@ -18,6 +18,13 @@
 //! | `max_connections` | `10000` | concurrent connections (`ERR_SERVER_BUSY` above) |
 //! | `workers` | `0` | runtime worker threads (0: one per core) |
 //! | `grace_period` | `10` | seconds in-flight packets get to finish at shutdown |
+//! | `tls_cert` | none | PEM file of the server's certificate chain (leaf first): serve TLS (feature `tls`) |
+//! | `tls_key` | none | PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1); goes with `tls_cert` |
+//! | `tls_client_ca` | none | PEM file of the CAs that sign client certificates: when set, every client must present one |
+//!
+//! The TLS files are read and checked by [`Config::validate`] (a missing, unreadable or
+//! mismatched file is an error naming its key); relative paths are relative to the
+//! working directory.
 //!
 //! ```
 //! use asyncapy::Config;
@@ -43,7 +50,7 @@ use crate::ini::{Ini, IniError};
 pub const INI_SECTION: &str = "AsyncAPY";
 
 /// Every key the `[AsyncAPY]` section may hold.
-pub const KEYS: [&str; 16] = [
+pub const KEYS: [&str; 19] = [
     "addr",
     "port",
     "buf",
@@ -59,6 +66,9 @@ pub const KEYS: [&str; 16] = [
     "max_connections",
     "workers",
     "grace_period",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
     "config",
 ];
 
@@ -140,6 +150,13 @@ pub struct Config {
     pub workers: usize,
     /// How long in-flight packets may run on at shutdown.
     pub grace_period: Duration,
+    /// PEM file of the certificate chain to serve TLS with (with [`Config::tls_key`]).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the private key of [`Config::tls_cert`].
+    pub tls_key: Option<PathBuf>,
+    /// PEM file of the CAs whose client certificates are accepted: when set,
+    /// clients must present a certificate signed by one of them.
+    pub tls_client_ca: Option<PathBuf>,
     /// The INI file this configuration was loaded from, if any.
     pub config: Option<PathBuf>,
 }
@@ -162,6 +179,9 @@ impl Default for Config {
             max_connections: 10_000,
             workers: 0,
             grace_period: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             config: None,
         }
     }
@@ -203,6 +223,16 @@ pub enum ConfigError {
         path: String,
         /// What is wrong, and where.
         source: IniError,
+    },
+    /// A TLS option that cannot be used: a missing or unreadable file, no
+    /// certificate or key in it, a key that does not match the certificate, a
+    /// certificate without its key, or a build without TLS.
+    #[error("{key}: {reason}")]
+    Tls {
+        /// The option's name (`tls_cert`, `tls_key` or `tls_client_ca`).
+        key: &'static str,
+        /// What is wrong, naming the file.
+        reason: String,
     },
     /// The file cannot be read.
     #[error("cannot read {path}: {source}")]
@@ -380,6 +410,9 @@ impl Config {
                 )?
             }
             "grace_period" => self.grace_period = parse_seconds(key, value)?,
+            "tls_cert" => self.tls_cert = Some(PathBuf::from(value.trim())),
+            "tls_key" => self.tls_key = Some(PathBuf::from(value.trim())),
+            "tls_client_ca" => self.tls_client_ca = Some(PathBuf::from(value.trim())),
             "config" => self.config = Some(PathBuf::from(value.trim())),
             _ => unreachable!("every key of KEYS is handled"),
         }
@@ -430,7 +463,53 @@ impl Config {
                 "must be a positive number of seconds",
             ));
         }
-        Ok(())
+        self.validate_tls()
+    }
+
+    /// Whether the configuration asks for TLS (`tls_cert` and `tls_key` set).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() || self.tls_key.is_some()
+    }
+
+    /// Checks that the TLS options go together and that their files load.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let tls_error = |key: &'static str, reason: &str| ConfigError::Tls {
+            key,
+            reason: reason.to_owned(),
+        };
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) if self.tls_client_ca.is_some() => {
+                return Err(tls_error(
+                    "tls_client_ca",
+                    "client certificates need TLS: set tls_cert and tls_key too",
+                ))
+            }
+            (None, None) => return Ok(()),
+            (Some(_), None) => {
+                return Err(tls_error(
+                    "tls_key",
+                    "missing: tls_cert and tls_key go together",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(tls_error(
+                    "tls_cert",
+                    "missing: tls_cert and tls_key go together",
+                ))
+            }
+            (Some(_), Some(_)) => {}
+        }
+        #[cfg(feature = "tls")]
+        {
+            crate::tls::ServerTls::from_config(self).map(drop)
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            Err(tls_error(
+                "tls_cert",
+                "this build has no TLS support (enable the `tls` feature of asyncapy)",
+            ))
+        }
     }
 
     /// The frame layout these options describe.
@@ -508,6 +587,38 @@ mod tests {
         assert!(err.to_string().contains("unknown key 'prot'"), "{err}");
         let err = Config::from_ini_str("[Other]\nport = 1\n").unwrap_err();
         assert!(matches!(err, ConfigError::MissingSection { .. }));
+    }
+
+    #[test]
+    fn tls_options_go_together() {
+        let err = Config::from_ini_str("[AsyncAPY]\ntls_cert = cert.pem\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tls_key: missing: tls_cert and tls_key go together"
+        );
+        let err = Config::from_ini_str("[AsyncAPY]\ntls_key = key.pem\n").unwrap_err();
+        assert!(err.to_string().starts_with("tls_cert: missing"), "{err}");
+        let err = Config::from_ini_str("[AsyncAPY]\ntls_client_ca = ca.pem\n").unwrap_err();
+        assert!(err.to_string().starts_with("tls_client_ca: "), "{err}");
+        // Empty values keep the default: no TLS.
+        let config = Config::from_ini_str("[AsyncAPY]\ntls_cert =\ntls_key =\n").expect("loads");
+        assert!(!config.tls_enabled());
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_the_tls_feature_tls_options_are_refused_clearly() {
+        let config = Config {
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("tls_cert: this build has no TLS support"),
+            "{err}"
+        );
     }
 
     #[test]

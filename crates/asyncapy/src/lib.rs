@@ -45,6 +45,15 @@
 //! | `server.run_sync_task(fn, limiter=...)` | [`run_sync_task`] / [`SyncLimiter::run`] |
 //!
 //! The wire format itself lives in the [`asyncaproto`] crate, re-exported here.
+//!
+//! ## Features
+//!
+//! - `tls`: TLS on the server ([`Config::tls_cert`], [`Config::tls_key`],
+//!   [`Config::tls_client_ca`], or a ready `tls::ServerTls`) and in the
+//!   clients ([`client::TlsOptions`]), with rustls and *ring*. Off by default;
+//!   the `asyncapy` command line has it on. Without it, the `tls_*` options
+//!   are refused at start-up with a clear error, and clients asked for TLS fail
+//!   with [`client::ClientError::TlsUnavailable`].
 
 pub mod blocking;
 pub mod client;
@@ -57,6 +66,8 @@ pub mod logging;
 pub mod packet;
 pub mod server;
 pub mod session;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use asyncaproto;
 pub use blocking::{run_sync_task, SyncLimiter};

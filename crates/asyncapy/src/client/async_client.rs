@@ -1,12 +1,15 @@
 //! [`AsyncClient`]: the client for tokio applications.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use asyncaproto::{FrameCodec, Map};
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{closed, encode_request, take_frame, ClientConfig, ClientError, IntoPayload, RawFrame};
@@ -15,7 +18,9 @@ use crate::packet::Packet;
 /// An AsyncAProto client for async code (tokio).
 ///
 /// Sends and receives may be pipelined: send several packets, then receive
-/// their replies in order.
+/// their replies in order. With [`ClientConfig::tls`] it connects with TLS
+/// (tokio-rustls); the TLS configuration is built at the first connect and
+/// kept for the next ones.
 ///
 /// ```no_run
 /// use asyncapy::client::{AsyncClient, ClientConfig};
@@ -33,10 +38,63 @@ use crate::packet::Packet;
 pub struct AsyncClient {
     config: ClientConfig,
     connection: Option<Connection>,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<crate::tls::rustls::ClientConfig>>,
+}
+
+/// A connection's byte stream: plain TCP or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     codec: FrameCodec,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -48,6 +106,8 @@ impl AsyncClient {
         AsyncClient {
             config,
             connection: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -84,22 +144,47 @@ impl AsyncClient {
         }
     }
 
-    /// Connects to `host:port` (closing any previous connection).
+    /// Connects to `host:port` (closing any previous connection); with TLS,
+    /// completes the handshake too (both within the timeout).
     pub async fn connect(&mut self, host: &str, port: u16) -> Result<(), ClientError> {
+        let codec = self.config.codec()?;
+        self.connection = None;
+        #[cfg(not(feature = "tls"))]
         if self.config.tls.is_some() {
             return Err(ClientError::TlsUnavailable);
         }
-        let codec = self.config.codec()?;
-        self.connection = None;
+        #[cfg(feature = "tls")]
+        let tls = match &self.config.tls {
+            Some(options) => {
+                let config = match &self.tls {
+                    Some(config) => config.clone(),
+                    None => self.tls.insert(crate::tls::client_config(options)?).clone(),
+                };
+                Some((config, crate::tls::server_name(options, host)?))
+            }
+            None => None,
+        };
         let addr = format!("{host}:{port}");
+        let timeout = self.config.timeout;
         let stream = self
             .timed(async {
-                TcpStream::connect(addr.as_str())
+                let tcp = TcpStream::connect(addr.as_str())
                     .await
-                    .map_err(|e| ClientError::connect(addr.clone(), e))
+                    .map_err(|e| ClientError::connect(addr.clone(), e))?;
+                let _ = tcp.set_nodelay(true);
+                #[cfg(feature = "tls")]
+                if let Some((config, name)) = tls {
+                    let connector = crate::tls::tokio_rustls::TlsConnector::from(config);
+                    let stream = connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| crate::tls::handshake_error(e, timeout))?;
+                    return Ok(Stream::Tls(Box::new(stream)));
+                }
+                let _ = timeout;
+                Ok(Stream::Plain(tcp))
             })
             .await?;
-        let _ = stream.set_nodelay(true);
         self.connection = Some(Connection {
             stream,
             codec,
@@ -118,12 +203,13 @@ impl AsyncClient {
         connection.wbuf.clear();
         encode_request(&connection.codec, encoding, payload, &mut connection.wbuf)?;
         let write = async {
-            connection
-                .stream
-                .write_all(&connection.wbuf)
-                .await
-                .map_err(|e| ClientError::io(e, timeout))
+            // The flush matters with TLS: the last records may still sit in
+            // rustls's buffer after the write.
+            let stream = &mut connection.stream;
+            stream.write_all(&connection.wbuf).await?;
+            stream.flush().await
         };
+        let write = async { write.await.map_err(|e| ClientError::io(e, timeout)) };
         match timeout {
             Some(limit) => tokio::time::timeout(limit, write)
                 .await
@@ -201,7 +287,8 @@ impl AsyncClient {
         self.receive().await
     }
 
-    /// Closes the connection (the server notices and ends the session).
+    /// Closes the connection (the server notices and ends the session); with
+    /// TLS, says so first (close_notify).
     pub async fn disconnect(&mut self) -> Result<(), ClientError> {
         if let Some(mut connection) = self.connection.take() {
             let _ = connection.stream.shutdown().await;

@@ -12,7 +12,8 @@ use super::{closed, encode_request, take_frame, ClientConfig, ClientError, IntoP
 use crate::packet::Packet;
 
 /// An AsyncAProto client that blocks the calling thread: no runtime needed,
-/// usable from a plain `fn main`.
+/// usable from a plain `fn main`. With [`ClientConfig::tls`] it connects with
+/// TLS (rustls over the std socket; still no runtime).
 ///
 /// ```no_run
 /// use asyncapy::client::{BlockingClient, ClientConfig};
@@ -28,10 +29,66 @@ use crate::packet::Packet;
 pub struct BlockingClient {
     config: ClientConfig,
     connection: Option<Connection>,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<crate::tls::rustls::ClientConfig>>,
+}
+
+#[cfg(feature = "tls")]
+type TlsStream = crate::tls::rustls::StreamOwned<crate::tls::rustls::ClientConnection, TcpStream>;
+
+/// A connection's byte stream: plain TCP or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<TlsStream>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl Stream {
+    fn shutdown(self) {
+        match self {
+            Stream::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(mut s) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+                let _ = s.sock.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     codec: FrameCodec,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -43,6 +100,8 @@ impl BlockingClient {
         BlockingClient {
             config,
             connection: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -67,13 +126,26 @@ impl BlockingClient {
         self.connection.is_some()
     }
 
-    /// Connects to `host:port` (closing any previous connection).
+    /// Connects to `host:port` (closing any previous connection); with TLS,
+    /// completes the handshake too.
     pub fn connect(&mut self, host: &str, port: u16) -> Result<(), ClientError> {
+        let codec = self.config.codec()?;
+        self.connection = None;
+        #[cfg(not(feature = "tls"))]
         if self.config.tls.is_some() {
             return Err(ClientError::TlsUnavailable);
         }
-        let codec = self.config.codec()?;
-        self.connection = None;
+        #[cfg(feature = "tls")]
+        let tls = match &self.config.tls {
+            Some(options) => {
+                let config = match &self.tls {
+                    Some(config) => config.clone(),
+                    None => self.tls.insert(crate::tls::client_config(options)?).clone(),
+                };
+                Some((config, crate::tls::server_name(options, host)?))
+            }
+            None => None,
+        };
         let addr = format!("{host}:{port}");
         let targets = (host, port)
             .to_socket_addrs()
@@ -113,6 +185,13 @@ impl BlockingClient {
             .set_read_timeout(self.config.timeout)
             .and_then(|()| stream.set_write_timeout(self.config.timeout))
             .map_err(ClientError::Io)?;
+        #[cfg(feature = "tls")]
+        let stream = match tls {
+            Some((config, name)) => Stream::Tls(Box::new(self.handshake(config, name, stream)?)),
+            None => Stream::Plain(stream),
+        };
+        #[cfg(not(feature = "tls"))]
+        let stream = Stream::Plain(stream);
         self.connection = Some(Connection {
             stream,
             codec,
@@ -120,6 +199,25 @@ impl BlockingClient {
             wbuf: BytesMut::new(),
         });
         Ok(())
+    }
+
+    /// Runs the TLS handshake on `tcp` (bounded by the socket's timeouts).
+    #[cfg(feature = "tls")]
+    fn handshake(
+        &self,
+        config: std::sync::Arc<crate::tls::rustls::ClientConfig>,
+        name: crate::tls::rustls::pki_types::ServerName<'static>,
+        mut tcp: TcpStream,
+    ) -> Result<TlsStream, ClientError> {
+        let timeout = self.config.timeout;
+        let mut conn = crate::tls::rustls::ClientConnection::new(config, name).map_err(|e| {
+            ClientError::Tls(super::TlsError::Setup(format!("cannot start TLS: {e}")))
+        })?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp)
+                .map_err(|e| crate::tls::handshake_error(e, timeout))?;
+        }
+        Ok(crate::tls::rustls::StreamOwned::new(conn, tcp))
     }
 
     /// Sends a packet (a [`Map`], a [`Packet`], or a JSON object as text) in the
@@ -133,6 +231,7 @@ impl BlockingClient {
         connection
             .stream
             .write_all(&connection.wbuf)
+            .and_then(|()| connection.stream.flush())
             .map_err(|e| ClientError::io(e, timeout))
     }
 
@@ -192,10 +291,10 @@ impl BlockingClient {
         self.receive()
     }
 
-    /// Closes the connection.
+    /// Closes the connection; with TLS, says so first (close_notify).
     pub fn disconnect(&mut self) -> Result<(), ClientError> {
         if let Some(connection) = self.connection.take() {
-            let _ = connection.stream.shutdown(std::net::Shutdown::Both);
+            connection.stream.shutdown();
         }
         Ok(())
     }

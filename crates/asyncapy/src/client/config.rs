@@ -46,18 +46,70 @@ impl Default for ClientConfig {
     }
 }
 
-/// TLS settings of a client connection.
+/// TLS settings of a client connection (asyncapy's `tls` feature; without
+/// it, a connection with TLS fails with [`ClientError::TlsUnavailable`]).
 ///
-/// Accepted by [`ClientConfig::tls`]; connections with TLS are not available
-/// yet in this version and fail with [`ClientError::TlsUnavailable`].
+/// By default the server's certificate must chain to one of the system's
+/// trusted roots and carry the name of the host connected to.
+///
+/// ```
+/// use asyncapy::client::{ClientConfig, TlsOptions};
+///
+/// // A server with a certificate from a private CA, reached by IP address.
+/// let config = ClientConfig::new().tls(
+///     TlsOptions::new()
+///         .ca_file("ca.pem")
+///         .server_name("api.internal")
+///         .client_auth("client.pem", "client-key.pem"), // mutual TLS
+/// );
+/// # let _ = config;
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct TlsOptions {
     /// The name the server's certificate must carry (default: the host connected to).
     pub server_name: Option<String>,
     /// PEM file of root certificates to trust instead of the system's.
     pub ca_file: Option<PathBuf>,
-    /// Accept any certificate (development only).
+    /// Accept any certificate. **For development only**: the connection is
+    /// encrypted, but anyone between client and server can read and change it.
     pub insecure: bool,
+    /// PEM file of the client's certificate chain, for servers that require
+    /// client certificates (mutual TLS); goes with `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM file of the private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    /// Verify against the system's roots, by the host's name.
+    pub fn new() -> TlsOptions {
+        TlsOptions::default()
+    }
+
+    /// Check the server's certificate against `name` instead of the host connected to.
+    pub fn server_name(mut self, name: impl Into<String>) -> TlsOptions {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Trust the root certificates of this PEM file (only those).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> TlsOptions {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Accept any certificate: development only (see [`TlsOptions::insecure`]).
+    pub fn insecure(mut self, insecure: bool) -> TlsOptions {
+        self.insecure = insecure;
+        self
+    }
+
+    /// Present this certificate chain and key (PEM files) to the server.
+    pub fn client_auth(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> TlsOptions {
+        self.client_cert = Some(cert.into());
+        self.client_key = Some(key.into());
+        self
+    }
 }
 
 impl ClientConfig {
@@ -101,6 +153,11 @@ impl ClientConfig {
     pub fn tls(mut self, options: TlsOptions) -> ClientConfig {
         self.tls = Some(options);
         self
+    }
+
+    /// The TLS options, when connections use TLS.
+    pub fn get_tls(&self) -> Option<&TlsOptions> {
+        self.tls.as_ref()
     }
 
     /// The encoding packets are sent in.

@@ -60,12 +60,75 @@ pub enum ClientError {
     /// The framing options are invalid.
     #[error("invalid client configuration: {0}")]
     Config(FrameConfigError),
-    /// TLS was asked for, and this version has no TLS yet.
-    #[error("TLS connections are not available in this version")]
+    /// TLS was asked for, and this build has no TLS (asyncapy's `tls` feature
+    /// is off).
+    #[error("TLS connections are not available in this build (enable asyncapy's `tls` feature)")]
     TlsUnavailable,
+    /// TLS failed: the server's certificate was refused (expired, unknown
+    /// issuer, wrong name...), the server refused ours, the server does not
+    /// speak TLS, or the TLS options are unusable.
+    #[error("TLS: {0}")]
+    Tls(TlsError),
     /// Another I/O error on the connection.
     #[error(transparent)]
     Io(io::Error),
+}
+
+/// Why a TLS connection failed, as a client sees it.
+///
+/// ```
+/// use asyncapy::client::{ClientError, TlsError};
+///
+/// let err = ClientError::Tls(TlsError::CertificateExpired);
+/// assert_eq!(err.to_string(), "TLS: the server's certificate has expired");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The server's certificate is past its validity period.
+    #[error("the server's certificate has expired")]
+    CertificateExpired,
+    /// The server's certificate is not valid yet (or this machine's clock is wrong).
+    #[error("the server's certificate is not valid yet")]
+    CertificateNotYetValid,
+    /// The server's certificate is not signed by a trusted root.
+    #[error(
+        "the server's certificate is signed by an unknown issuer: trust its CA \
+         (a CA file), or use the insecure mode for development"
+    )]
+    UnknownIssuer,
+    /// The server's certificate is not valid for the name connected to.
+    #[error(
+        "the server's certificate is not valid for {}{}: connect by a name it \
+         carries, or set the server name",
+        name.as_deref().map_or_else(|| "the name asked for".to_owned(), |n| format!("{n:?}")),
+        if presented.is_empty() { String::new() } else { format!(" (it is for {})", presented.join(", ")) }
+    )]
+    WrongName {
+        /// The name the certificate was checked against.
+        name: Option<String>,
+        /// The names the certificate carries.
+        presented: Vec<String>,
+    },
+    /// The server's certificate is unusable for another reason.
+    #[error("the server's certificate was refused: {0}")]
+    BadCertificate(String),
+    /// The server requires a client certificate and none was given.
+    #[error("the server requires a client certificate")]
+    ClientCertificateRequired,
+    /// The server refused the client certificate (unknown CA, expired...).
+    #[error("the server refused the client certificate ({0})")]
+    ClientCertificateRefused(String),
+    /// What came back is not TLS: the port probably serves plain TCP.
+    #[error("the server does not speak TLS on this port ({0})")]
+    NotTls(String),
+    /// The handshake failed for another reason.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    /// The TLS options cannot be used (a CA file that does not load, no
+    /// system roots, a bad server name...).
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl ClientError {
@@ -87,6 +150,10 @@ impl ClientError {
 
     /// Maps an I/O error of an established connection.
     pub(crate) fn io(error: io::Error, timeout: Option<Duration>) -> ClientError {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = crate::tls::from_io(&error) {
+            return ClientError::Tls(tls);
+        }
         match error.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                 ClientError::TimedOut(timeout.unwrap_or_default())

@@ -8,6 +8,7 @@
 //! | Python (`asyncapy.client.Client`) | Rust |
 //! |---|---|
 //! | `Client(byteorder, header_size, tls, encoding, timeout)` | [`ClientConfig`] (builder methods), then [`AsyncClient::new`] / [`BlockingClient::new`] |
+//! | `Client(tls=True)` (encrypts, verifies nothing) | [`ClientConfig::tls`]`(`[`TlsOptions::new`]`())` verifies the server; add `.insecure(true)` to verify nothing |
 //! | `connect(hostname, port)` | `connect(host, port)` |
 //! | `send(dict or JSON str)` | `send(&map)`, `send(r#"{"a": 1}"#)`, `send(&packet)`; `send_value(&any_serialize)` |
 //! | `receive() -> dict` | `receive() -> Map` (a failure reply is [`ClientError::Failure`]); `receive_as::<T>()` |
@@ -16,7 +17,9 @@
 //! | `disconnect()` | `disconnect()` |
 //!
 //! Differences on purpose: the original defaults to TLS although its server
-//! has none; ours defaults to plain TCP. Every failure is a typed
+//! has none; ours defaults to plain TCP, and with TLS it verifies the server's
+//! certificate (the original verified nothing: [`TlsOptions::insecure`] does
+//! the same, for development). Every failure is a typed
 //! [`ClientError`] instead of an exception or an empty value.
 //!
 //! ```no_run
@@ -42,7 +45,7 @@ use bytes::{Bytes, BytesMut};
 pub use async_client::AsyncClient;
 pub use blocking::BlockingClient;
 pub use config::{ClientConfig, TlsOptions};
-pub use error::ClientError;
+pub use error::{ClientError, TlsError};
 
 use crate::packet::Packet;
 

@@ -34,6 +34,8 @@ use crate::server::Server;
 pub struct ServerBuilder {
     config: Config,
     error: Option<ConfigError>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ServerTls>,
 }
 
 macro_rules! setter {
@@ -57,6 +59,8 @@ impl ServerBuilder {
         ServerBuilder {
             config,
             error: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -117,6 +121,42 @@ impl ServerBuilder {
         grace_period: Duration
     );
 
+    /// Serves TLS with the certificate chain (leaf first) and the private key
+    /// of these PEM files (feature `tls`). [`ServerBuilder::build`] reads and
+    /// checks them.
+    ///
+    /// ```no_run
+    /// let server = asyncapy::Server::builder()
+    ///     .tls_cert("cert.pem")
+    ///     .tls_key("key.pem")
+    ///     .tls_client_ca("clients-ca.pem") // optional: mutual TLS
+    ///     .build()?;
+    /// # Ok::<(), asyncapy::ConfigError>(())
+    /// ```
+    pub fn tls_cert(mut self, path: impl Into<PathBuf>) -> ServerBuilder {
+        self.config.tls_cert = Some(path.into());
+        self
+    }
+
+    /// The private key of [`ServerBuilder::tls_cert`] (a PEM file).
+    pub fn tls_key(mut self, path: impl Into<PathBuf>) -> ServerBuilder {
+        self.config.tls_key = Some(path.into());
+        self
+    }
+
+    /// Requires client certificates signed by a CA of this PEM file.
+    pub fn tls_client_ca(mut self, path: impl Into<PathBuf>) -> ServerBuilder {
+        self.config.tls_client_ca = Some(path.into());
+        self
+    }
+
+    /// Serves TLS with a ready configuration (see [`Server::tls`]).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ServerTls) -> ServerBuilder {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Applies the `[AsyncAPY]` section of an INI file (the original's `config=`).
     /// An error (unreadable file, bad value) is reported by [`ServerBuilder::build`].
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> ServerBuilder {
@@ -134,6 +174,12 @@ impl ServerBuilder {
             return Err(e);
         }
         self.config.validate()?;
-        Ok(Server::new(self.config))
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut server = Server::new(self.config);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls {
+            server.tls(tls);
+        }
+        Ok(server)
     }
 }

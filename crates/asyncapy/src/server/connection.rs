@@ -334,7 +334,13 @@ impl<T: Transport> Connection<T> {
         }
         // The write usually completes at once; arm the deadline only if it waits.
         let written = {
-            let mut write = pin!(self.stream.write_all(&self.wbuf));
+            // The flush is a no-op on TCP; on TLS it sends the records rustls
+            // still holds when the socket would not take them all at once.
+            let (stream, wbuf) = (&mut self.stream, &self.wbuf);
+            let mut write = pin!(async move {
+                stream.write_all(wbuf).await?;
+                stream.flush().await
+            });
             match futures_util::poll!(write.as_mut()) {
                 Poll::Ready(result) => result,
                 Poll::Pending => {

@@ -1,18 +1,20 @@
-//! The accept loop: admission (connection cap, per-IP session limit), a task per
-//! session, and the shutdown sequence. It survives every per-connection error.
+//! The accept loop: admission (connection cap, TLS handshake, per-IP session
+//! limit), a task per session, and the shutdown sequence. It survives every
+//! per-connection error.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use asyncaproto::{Encoding, ErrorCode};
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
 use super::connection::Connection;
+use super::transport::Transport;
 use super::{Hook, ServerContext};
 use crate::session::{SessionState, Signal};
 
@@ -25,7 +27,7 @@ pub(super) async fn run(
     tracker: TaskTracker,
     shutdown_hooks: Vec<Hook>,
 ) {
-    let permits = Arc::new(Semaphore::new(ctx.config.max_connections));
+    let permits = ctx.permits.clone();
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -52,7 +54,7 @@ pub(super) async fn run(
         let _ = stream.set_nodelay(true);
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             warn!("Connection limit reached, refusing {peer}");
-            tracker.spawn(refuse(stream, ctx.clone(), ErrorCode::ServerBusy));
+            tracker.spawn(refuse_busy(stream, peer, ctx.clone()));
             continue;
         };
         let state = Arc::new(SessionState::new(peer, ctx.codec, ctx.registry.clone()));
@@ -60,17 +62,20 @@ pub(super) async fn run(
         let ctx = ctx.clone();
         tracker.spawn(
             async move {
+                // The permit is held from the accept to the close, handshake included.
                 let _permit = permit;
-                let Ok(registered) = ctx.registry.register(state.clone()) else {
-                    warn!("Session limit reached for {}", peer.ip());
-                    // Boxed: the refusal is rare, and its future must not
-                    // enlarge every session's task.
-                    Box::pin(refuse(stream, ctx.clone(), ErrorCode::SessionLimitReached)).await;
+                #[cfg(feature = "tls")]
+                if let Some(acceptor) = &ctx.tls {
+                    // Boxed: the handshake's future is large, and only lives
+                    // until the session starts.
+                    let handshake =
+                        Box::pin(handshake(&ctx, acceptor, stream, peer, ctx.config.timeout));
+                    if let Some(stream) = handshake.await {
+                        serve(ctx, state, stream, peer).await;
+                    }
                     return;
-                };
-                info!("New session started from {peer}, UUID is {}", state.id());
-                let end = Connection::new(ctx, state, stream, registered).run().await;
-                info!("The connection was closed ({end:?})");
+                }
+                serve(ctx, state, stream, peer).await;
             }
             .instrument(span),
         );
@@ -103,8 +108,82 @@ pub(super) async fn run(
     info!("Server stopped");
 }
 
+/// Admits the session (the per-IP limit), then runs it to its end.
+async fn serve<T: Transport>(
+    ctx: Arc<ServerContext>,
+    state: Arc<SessionState>,
+    stream: T,
+    peer: SocketAddr,
+) {
+    let Ok(registered) = ctx.registry.register(state.clone()) else {
+        warn!("Session limit reached for {}", peer.ip());
+        // Boxed: the refusal is rare, and its future must not
+        // enlarge every session's task.
+        Box::pin(refuse(stream, ctx.clone(), ErrorCode::SessionLimitReached)).await;
+        return;
+    };
+    info!("New session started from {peer}, UUID is {}", state.id());
+    let end = Connection::new(ctx, state, stream, registered).run().await;
+    info!("The connection was closed ({end:?})");
+}
+
+/// Runs the server's side of a TLS handshake, for at most `limit` (and not
+/// past the start of a shutdown). A failure is logged with the peer's
+/// address and the connection dropped: nothing of it is kept.
+#[cfg(feature = "tls")]
+async fn handshake(
+    ctx: &ServerContext,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limit: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let accept = tokio::time::timeout(limit, acceptor.accept(stream));
+    tokio::select! {
+        biased;
+        () = ctx.shutdown.cancelled() => {
+            info!("TLS handshake with {peer} abandoned: the server is shutting down");
+            None
+        }
+        accepted = accept => match accepted {
+            Ok(Ok(stream)) => {
+                let (_, tls) = stream.get_ref();
+                tracing::debug!(
+                    "TLS handshake with {peer} done: {:?}, {:?}",
+                    tls.protocol_version(),
+                    tls.negotiated_cipher_suite().map(|suite| suite.suite())
+                );
+                Some(stream)
+            }
+            Ok(Err(e)) => {
+                info!("TLS handshake with {peer} failed: {e}");
+                None
+            }
+            Err(_) => {
+                info!("TLS handshake with {peer} timed out after {limit:?}");
+                None
+            }
+        },
+    }
+}
+
+/// Refuses a connection over the connection cap with ERR_SERVER_BUSY; on a TLS
+/// server, after a handshake bounded by [`REFUSAL_TIME`] (a TLS client could
+/// not read the reply otherwise).
+async fn refuse_busy(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>) {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &ctx.tls {
+        if let Some(stream) = handshake(&ctx, acceptor, stream, peer, REFUSAL_TIME).await {
+            refuse(stream, ctx.clone(), ErrorCode::ServerBusy).await;
+        }
+        return;
+    }
+    let _ = peer;
+    refuse(stream, ctx, ErrorCode::ServerBusy).await;
+}
+
 /// Answers a connection refused at admission with `code` (in JSON) and closes it.
-async fn refuse(mut stream: TcpStream, ctx: Arc<ServerContext>, code: ErrorCode) {
+async fn refuse<T: Transport>(mut stream: T, ctx: Arc<ServerContext>, code: ErrorCode) {
     let mut payload = Vec::with_capacity(64);
     code.write_payload(Encoding::Json, &mut payload);
     let mut frame = BytesMut::with_capacity(80);
@@ -120,15 +199,8 @@ async fn refuse(mut stream: TcpStream, ctx: Arc<ServerContext>, code: ErrorCode)
         stream.shutdown().await?;
         // Let the reply reach the peer before the socket closes (a close with
         // unread input would reset the connection and could destroy it).
-        let mut sink = vec![0u8; 1024];
-        loop {
-            match stream.try_read(&mut sink) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => stream.readable().await?,
-                Err(e) => return Err(e),
-            }
-        }
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
         Ok::<(), std::io::Error>(())
     })
     .await;

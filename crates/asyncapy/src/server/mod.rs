@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use asyncaproto::FrameCodec;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,6 +53,11 @@ pub(crate) struct ServerContext {
     pub(crate) shutdown: CancellationToken,
     /// Cancelled when the grace period is over: every session is dropped.
     pub(crate) abort: CancellationToken,
+    /// One permit per open connection (`max_connections` in all).
+    pub(crate) permits: Arc<Semaphore>,
+    /// Set when the server speaks TLS: every connection starts with a handshake.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Why a server could not start or stopped with an error.
@@ -100,6 +106,8 @@ pub struct Server {
     dispatcher: Dispatcher,
     setup: Vec<Hook>,
     shutdown: Vec<Hook>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ServerTls>,
 }
 
 fn hook<F, Fut>(f: F) -> Hook
@@ -122,7 +130,33 @@ impl Server {
             dispatcher: Dispatcher::default(),
             setup: Vec::new(),
             shutdown: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves TLS with `tls` (feature `tls`), whatever the configuration's
+    /// `tls_*` paths say. Every connection then starts with a handshake,
+    /// bounded by `timeout`; a client that fails it (or does not speak TLS) is
+    /// logged with its address and dropped.
+    ///
+    /// ```no_run
+    /// use asyncapy::tls::ServerTls;
+    /// use asyncapy::{Config, Server};
+    /// # async fn echo(c: asyncapy::Client, p: asyncapy::Packet) { let _ = c.send(&p).await; }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut server = Server::new(Config::default());
+    /// server.tls(ServerTls::from_pem_files("cert.pem", "key.pem", None)?);
+    /// server.register_handler(echo);
+    /// server.start()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(&mut self, tls: crate::tls::ServerTls) -> &mut Server {
+        self.tls = Some(tls);
+        self
     }
 
     /// Runs `f` before the server binds (the original's overridable `setup()`):
@@ -202,6 +236,11 @@ impl Server {
         let mut dispatcher = self.dispatcher;
         dispatcher.freeze();
         let codec = FrameCodec::new(self.config.frame_config()?);
+        #[cfg(feature = "tls")]
+        let tls = match self.tls {
+            Some(tls) => Some(tls),
+            None => crate::tls::ServerTls::from_config(&self.config)?,
+        };
         let target = format!("{}:{}", self.config.addr, self.config.port);
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target.as_str())
             .await
@@ -230,20 +269,36 @@ impl Server {
             source,
         })?;
         let registry = Arc::new(Registry::new(self.config.session_limit));
+        let permits = Arc::new(Semaphore::new(self.config.max_connections));
+        #[cfg(feature = "tls")]
+        let security = match &tls {
+            Some(tls) if tls.requires_client_certificates() => {
+                " with TLS, client certificates required"
+            }
+            Some(_) => " with TLS",
+            None => "",
+        };
+        #[cfg(not(feature = "tls"))]
+        let security = "";
         let ctx = Arc::new(ServerContext {
             codec,
             dispatcher,
             registry: registry.clone(),
             shutdown: CancellationToken::new(),
             abort: CancellationToken::new(),
+            permits: permits.clone(),
+            #[cfg(feature = "tls")]
+            tls: tls.map(|tls| tls.acceptor()),
             config: self.config,
         });
         let handle = ServerHandle {
             shutdown: ctx.shutdown.clone(),
             registry,
+            permits,
+            max_connections: ctx.config.max_connections,
         };
         let tracker = TaskTracker::new();
-        tracing::info!("Serving on {local_addr}");
+        tracing::info!("Serving on {local_addr}{security}");
         let task = tokio::spawn(listener::run(listener, ctx, tracker, self.shutdown));
         Ok(RunningServer {
             local_addr,
@@ -332,6 +387,8 @@ impl RunningServer {
 pub struct ServerHandle {
     shutdown: CancellationToken,
     registry: Arc<Registry>,
+    permits: Arc<Semaphore>,
+    max_connections: usize,
 }
 
 impl ServerHandle {
@@ -349,6 +406,14 @@ impl ServerHandle {
     /// How many sessions are live right now.
     pub fn session_count(&self) -> usize {
         self.registry.len()
+    }
+
+    /// How many connections the server holds right now: its sessions, the
+    /// connections still in their TLS handshake, and those closing (at most
+    /// `max_connections`; refused connections are not counted).
+    pub fn connection_count(&self) -> usize {
+        self.max_connections
+            .saturating_sub(self.permits.available_permits())
     }
 }
 

@@ -28,6 +28,24 @@ impl Transport for TcpStream {
     }
 }
 
+/// TLS over TCP: ready at once when rustls holds decrypted bytes (or the
+/// peer's close_notify); otherwise, like plain TCP, when the socket has a byte
+/// to read (a TLS record, perhaps only part of one: the read then waits for
+/// the rest with the buffer allocated).
+#[cfg(feature = "tls")]
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+    fn poll_first_byte(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let (tcp, tls) = self.get_ref();
+        if !tls.wants_read() {
+            return Poll::Ready(Ok(true));
+        }
+        let mut one = [0u8; 1];
+        let mut peeked = ReadBuf::new(&mut one);
+        ready!(tcp.poll_peek(cx, &mut peeked))?;
+        Poll::Ready(Ok(!peeked.filled().is_empty()))
+    }
+}
+
 /// Reads whatever is available into `buf`, allocating it only once a byte has
 /// arrived (room for `read_size` bytes, reusing the allocation when the frames
 /// that shared it are gone); `Ok(0)` is the end of the stream.
