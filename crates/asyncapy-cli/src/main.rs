@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod keys;
 mod send;
 mod serve;
 
@@ -24,6 +25,8 @@ enum Command {
     Send(send::SendArgs),
     /// Load-test an AsyncAProto server and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Issue, inspect, update, reissue, revoke and list API keys in an SQLite file or a Redis.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Send(args) => send::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Keys(args) => keys::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

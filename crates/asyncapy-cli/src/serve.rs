@@ -55,6 +55,12 @@ pub(crate) struct ServeArgs {
     /// strftime format of %(asctime)s (default "%d/%m/%Y %H:%M:%S %p").
     #[arg(long)]
     datefmt: Option<String>,
+    /// Answer only packets whose field FIELD holds a live API key of --keys;
+    /// others get ERR_NO_HANDLER.
+    #[arg(long, value_name = "FIELD", requires = "keys")]
+    require_key: Option<String>,
+    #[command(flatten)]
+    keys: crate::keys::StoreArgs,
 }
 
 impl ServeArgs {
@@ -102,8 +108,19 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     asyncapy::logging::init(&config)?;
     let workers = config.workers;
     let mut server = Server::new(config);
-    server.register_handler(echo);
     let runtime = asyncapy::server::runtime(workers).context("cannot start the runtime")?;
+    let route = server.register_handler(echo);
+    if let Some(field) = &args.require_key {
+        let store = runtime.block_on(args.keys.open())?;
+        let factory = asyncapy::keys::ApiKeyFactory::from_arc(store);
+        route.filter(asyncapy::filters::ApiKey::new(factory, field.as_str()));
+        tracing::info!(
+            "API keys required in {field:?}, from {}",
+            args.keys.describe()
+        );
+    } else if args.keys.keys.is_some() {
+        anyhow::bail!("--keys needs --require-key FIELD: the field packets carry their key in");
+    }
     runtime.block_on(async move {
         let running = server.bind().await?;
         let mut stdout = std::io::stdout().lock();
