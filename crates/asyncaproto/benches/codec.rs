@@ -1,6 +1,7 @@
 //! Criterion benches of the payload codecs and the whole frame path.
 //!
-//! A small packet (about 100 bytes, a typical request) and a large one (about
+//! A tiny packet (64 bytes of JSON, what the echo-server load test sends), a
+//! small one (about 100 bytes, a typical request) and a large one (about
 //! 64 KiB of JSON), each decoded and encoded in JSON and ZiProto; then the
 //! frame path a server runs per packet: cut the frame off the read buffer and
 //! decode its payload, and frame a reply with `FrameCodec::write_frame`.
@@ -13,6 +14,13 @@ use std::hint::black_box;
 use asyncaproto::{Encoding, FrameCodec, Map, Value};
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+
+/// The load test's request: `{"data": "xxx…"}`, exactly 64 bytes in JSON.
+fn tiny_packet() -> Map {
+    let mut map = Map::new();
+    map.insert("data", "x".repeat(52));
+    map
+}
 
 /// A typical request: about 100 bytes in JSON.
 fn small_packet() -> Map {
@@ -57,7 +65,11 @@ fn encoded(encoding: Encoding, map: &Map) -> Vec<u8> {
 const ENCODINGS: [Encoding; 2] = [Encoding::Json, Encoding::ZiProto];
 
 fn payloads(c: &mut Criterion) {
-    for (size, map) in [("small", small_packet()), ("large", large_packet())] {
+    for (size, map) in [
+        ("tiny", tiny_packet()),
+        ("small", small_packet()),
+        ("large", large_packet()),
+    ] {
         let mut group = c.benchmark_group(format!("payload/{size}"));
         for encoding in ENCODINGS {
             let bytes = encoded(encoding, &map);

@@ -1,10 +1,12 @@
 //! JSON payloads: strict RFC 8259 decoding, and encoding byte for byte as
 //! Python's `json.dumps(obj)` writes it.
 //!
-//! Decoding runs `serde_json` with a visitor that enforces the data-model rules
-//! (see [`crate::value`]): no duplicate keys, at most [`MAX_DEPTH`] levels,
-//! integers within `i64 ∪ u64`, and reports each broken rule as its own
-//! [`PayloadError`].
+//! Decoding enforces the data-model rules (see [`crate::value`]): no duplicate
+//! keys, at most [`MAX_DEPTH`] levels, integers within `i64 ∪ u64`, and
+//! reports each broken rule as its own [`PayloadError`]. A direct parser
+//! builds the value of a payload within the rules; anything else is decoded
+//! again by `serde_json` with a rule-enforcing visitor, which names the error
+//! (the two agree on every payload the first accepts).
 //!
 //! Encoding writes what the original AsyncAPY server (Python) writes with
 //! `json.dumps(obj)` and its default arguments, so replies are byte-identical:
@@ -68,6 +70,19 @@ pub fn decode(bytes: &[u8]) -> Result<Value, PayloadError> {
         return Err(PayloadError::Empty);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::InvalidUtf8)?;
+    // The common case, valid JSON within the rules, takes a direct parser;
+    // anything it does not accept (an error, or a rare form such as a lone
+    // surrogate escape or an out-of-range number) goes to serde_json, which
+    // names the error. Both build the same value from what the first accepts.
+    if let Some(value) = FastParser::parse(text) {
+        return Ok(value);
+    }
+    decode_slow(text)
+}
+
+/// Decodes valid UTF-8 `text` with serde_json and the rule-enforcing visitor:
+/// the reference decoder, and the one that reports errors.
+fn decode_slow(text: &str) -> Result<Value, PayloadError> {
     let mut de = serde_json::Deserializer::from_str(text);
     // serde_json's own limit allows only 127 levels. Ours (MAX_DEPTH) is checked
     // by the visitor before each nested array or object is entered, so the
@@ -92,6 +107,312 @@ pub fn decode(bytes: &[u8]) -> Result<Value, PayloadError> {
         fix_negative_zero_integers(&mut value, text);
     }
     Ok(value)
+}
+
+/// A direct JSON parser for the common case: it builds the [`Value`] of
+/// valid JSON within the data-model rules, or gives up (`None`) on anything
+/// else, without saying why; [`decode_slow`] then decodes the text again and
+/// reports the error. It never accepts what the slow path refuses, and builds
+/// the same value (a differential test below checks it).
+struct FastParser<'t> {
+    text: &'t str,
+    bytes: &'t [u8],
+    pos: usize,
+}
+
+impl<'t> FastParser<'t> {
+    /// The value of the whole of `text`, surrounded by optional whitespace.
+    fn parse(text: &'t str) -> Option<Value> {
+        let mut p = FastParser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+        };
+        p.skip_whitespace();
+        let value = p.value(0)?;
+        p.skip_whitespace();
+        (p.pos == p.bytes.len()).then_some(value)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Reads a value (at its first byte) that sits inside `depth` arrays and
+    /// maps.
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        match self.peek()? {
+            b'"' => self.string().map(Value::Str),
+            b'{' => self.object(depth + 1).map(Value::Map),
+            b'[' => self.array(depth + 1),
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], value: Value) -> Option<Value> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word).then(|| {
+            self.pos = end;
+            value
+        })
+    }
+
+    /// Reads an object at nesting level `depth`; a duplicate key gives up.
+    fn object(&mut self, depth: usize) -> Option<Map> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.pos += 1;
+        self.skip_whitespace();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Some(Map::new());
+        }
+        // JSON gives no count: room for a typical small object saves growing.
+        let mut entries = Vec::with_capacity(8);
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key = self.string()?;
+            self.skip_whitespace();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.pos += 1;
+            self.skip_whitespace();
+            let value = self.value(depth)?;
+            entries.push((key, value));
+            self.skip_whitespace();
+            let b = self.peek()?;
+            self.pos += 1;
+            match b {
+                b',' => self.skip_whitespace(),
+                // Duplicate keys are looked for once all are known, so that
+                // a large map's index is built once, at its size.
+                b'}' => return Map::try_from_entries(entries),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads an array at nesting level `depth`.
+    fn array(&mut self, depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Some(Value::Array(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            self.skip_whitespace();
+            let b = self.peek()?;
+            self.pos += 1;
+            match b {
+                b',' => self.skip_whitespace(),
+                b']' => return Some(Value::Array(items)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads a string (at its opening quote). Gives up on a control
+    /// character, a malformed escape and an escape of half a surrogate pair.
+    fn string(&mut self) -> Option<String> {
+        let start = self.pos + 1;
+        let mut i = self.skip_plain(start);
+        if self.bytes.get(i) == Some(&b'"') {
+            self.pos = i + 1;
+            return self.text.get(start..i).map(str::to_owned);
+        }
+        let mut out = String::with_capacity(i - start + 8);
+        let mut run = start;
+        loop {
+            match *self.bytes.get(i)? {
+                b'"' => {
+                    out.push_str(self.text.get(run..i)?);
+                    self.pos = i + 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    out.push_str(self.text.get(run..i)?);
+                    let escape = *self.bytes.get(i + 1)?;
+                    i += 2;
+                    let c = match escape {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let unit = self.hex4(i)?;
+                            i += 4;
+                            match unit {
+                                0xd800..=0xdbff => {
+                                    if self.bytes.get(i..i + 2)? != b"\\u" {
+                                        return None;
+                                    }
+                                    let low = self.hex4(i + 2)?;
+                                    if !(0xdc00..=0xdfff).contains(&low) {
+                                        return None;
+                                    }
+                                    i += 6;
+                                    let high = u32::from(unit - 0xd800);
+                                    char::from_u32(
+                                        0x10000 + (high << 10) + u32::from(low - 0xdc00),
+                                    )?
+                                }
+                                0xdc00..=0xdfff => return None,
+                                _ => char::from_u32(u32::from(unit))?,
+                            }
+                        }
+                        _ => return None,
+                    };
+                    out.push(c);
+                    run = i;
+                    i = self.skip_plain(i);
+                }
+                // A control character (a malformed string).
+                _ => return None,
+            }
+        }
+    }
+
+    /// The position of the first byte at or after `i` that ends a plain run
+    /// inside a string: a quote, a backslash or a control character (or the
+    /// end of the text). Eight bytes at a time.
+    fn skip_plain(&self, mut i: usize) -> usize {
+        while let Some(word) = self.bytes.get(i..i + 8) {
+            let mut lanes = [0u8; 8];
+            lanes.copy_from_slice(word);
+            if let Some(lane) = first_string_stop(lanes) {
+                return i + lane;
+            }
+            i += 8;
+        }
+        // The last few bytes of the text.
+        let rest = self.bytes.get(i..).unwrap_or_default();
+        let stop = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        i + stop.unwrap_or(rest.len())
+    }
+
+    /// The 4 hex digits at `i`, as a UTF-16 unit.
+    fn hex4(&self, i: usize) -> Option<u16> {
+        let digits = self.bytes.get(i..i + 4)?;
+        let mut unit = 0u16;
+        for &d in digits {
+            let v = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                b'A'..=b'F' => d - b'A' + 10,
+                _ => return None,
+            };
+            unit = unit << 4 | u16::from(v);
+        }
+        Some(unit)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// Reads a number: an integer (digits alone, in `i64 ∪ u64`; `-0` is
+    /// `0`) or a finite float (with a fraction or an exponent). Gives up on
+    /// malformed numbers and out-of-range ones.
+    fn number(&mut self) -> Option<Value> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        match self.peek()? {
+            b'0' => self.pos += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        let int_end = self.pos;
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if float {
+            // Rust's parser rounds correctly, as serde_json's float_roundtrip.
+            let f: f64 = self.text.get(start..self.pos)?.parse().ok()?;
+            return f.is_finite().then_some(Value::Float(f));
+        }
+        let mut n: u64 = 0;
+        for &d in self.bytes.get(int_start..int_end)? {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        if !negative {
+            Some(Value::from_u64(n))
+        } else if n <= 1 << 63 {
+            // -2^63 wraps to itself: i64::MIN.
+            Some(Value::Int((n as i64).wrapping_neg()))
+        } else {
+            None
+        }
+    }
+}
+
+/// The index of the first of 8 bytes that stops a plain run inside a JSON
+/// string: a quote, a backslash or a control character.
+fn first_string_stop(lanes: [u8; 8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = u64::from_le_bytes(lanes);
+    // A high bit in a lane marks a byte below 0x20, a quote or a backslash;
+    // a borrow may raise false alarms, but only in lanes above a real one, so
+    // the lowest mark is always real.
+    let quote = x ^ (ONES * u64::from(b'"'));
+    let backslash = x ^ (ONES * u64::from(b'\\'));
+    let flags = (x.wrapping_sub(ONES * 0x20)
+        | quote.wrapping_sub(ONES) & !quote
+        | backslash.wrapping_sub(ONES) & !backslash)
+        & !x
+        & HIGH;
+    (flags != 0).then(|| (flags.trailing_zeros() / 8) as usize)
 }
 
 /// The [`PayloadError`] for a `serde_json` error the visitor did not raise.
@@ -414,7 +735,13 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
     dst.put_u8(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut i = 0;
+    let mut i = plain_prefix_len(bytes);
+    if i == bytes.len() {
+        // Nothing to escape: the common case.
+        dst.put_slice(bytes);
+        dst.put_u8(b'"');
+        return;
+    }
     loop {
         // Plain runs (the common case) are skipped eight bytes at a time.
         while let Some(word) = bytes.get(i..i + 8) {
@@ -457,6 +784,24 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
         dst.put_slice(bytes.get(start..).unwrap_or_default());
     }
     dst.put_u8(b'"');
+}
+
+/// The length of the longest prefix of `bytes` written as is in a string.
+fn plain_prefix_len(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        if !is_plain_word(word) {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if ESCAPE[usize::from(b)] != 0 {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Whether none of the 8 bytes of `word` needs escaping: each is printable
@@ -571,34 +916,19 @@ fn write_f64<B: BufMut>(dst: &mut B, f: f64) {
     }
 }
 
-/// Python's `repr(f)` for a finite `f`: Rust's `{:e}` gives the same shortest
-/// round-trip digits; only the layout differs.
+/// Python's `repr(f)` for a finite `f`: the shortest digits that read back
+/// as `f` ([`short_decimal_digits`] for floats that are short decimals, else
+/// Rust's `{:e}`, which gives the same digits), laid out as Python does.
 fn python_float_repr(f: f64) -> Option<StackBuf> {
-    let mut sci = StackBuf::new();
-    write!(sci, "{f:e}").ok()?;
-    let sci = sci.as_bytes();
-    let (negative, sci) = match sci.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, sci),
+    let mut buf = [0u8; 24];
+    let (len, exp) = match short_decimal_digits(f.abs(), &mut buf) {
+        Some(found) => found,
+        None => formatted_digits(f.abs(), &mut buf)?,
     };
-    let e = sci.iter().position(|&b| b == b'e')?;
-    let (mantissa, exponent) = (sci.get(..e)?, sci.get(e + 1..)?);
-    let exp: i32 = std::str::from_utf8(exponent).ok()?.parse().ok()?;
-    let mut digits = [0u8; 24];
-    let mut n = 0;
-    for &b in mantissa.iter().filter(|&&b| b != b'.') {
-        *digits.get_mut(n)? = b;
-        n += 1;
-    }
-    let digits = digits.get(..n).filter(|d| !d.is_empty())?;
-    let mut even = [0u8; 24];
-    let digits = match round_half_even(f, digits, exp, &mut even) {
-        Some(len) => &even[..len],
-        None => digits,
-    };
+    let digits = buf.get(..len).filter(|d| !d.is_empty())?;
 
     let mut out = StackBuf::new();
-    if negative {
+    if f.is_sign_negative() {
         out.push(b"-");
     }
     if (-4..16).contains(&exp) {
@@ -636,6 +966,85 @@ fn python_float_repr(f: f64) -> Option<StackBuf> {
         write!(out, "{abs}").ok()?;
     }
     Some(out)
+}
+
+/// The shortest digits of a finite, non-negative `abs` (into `out`: their
+/// count) and the decimal exponent of the first, from Rust's `{:e}`.
+fn formatted_digits(abs: f64, out: &mut [u8; 24]) -> Option<(usize, i32)> {
+    let mut sci = StackBuf::new();
+    write!(sci, "{abs:e}").ok()?;
+    let sci = sci.as_bytes();
+    let e = sci.iter().position(|&b| b == b'e')?;
+    let (mantissa, exponent) = (sci.get(..e)?, sci.get(e + 1..)?);
+    let exp: i32 = std::str::from_utf8(exponent).ok()?.parse().ok()?;
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    for &b in mantissa.iter().filter(|&&b| b != b'.') {
+        *digits.get_mut(n)? = b;
+        n += 1;
+    }
+    let digits = digits.get(..n).filter(|d| !d.is_empty())?;
+    match round_half_even(abs, digits, exp, out) {
+        Some(len) => Some((len, exp)),
+        None => {
+            out.get_mut(..n)?.copy_from_slice(digits);
+            Some((n, exp))
+        }
+    }
+}
+
+/// Powers of ten that are exact `f64`s.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The shortest digits of a finite, non-negative `abs` that is a short
+/// decimal (into `out`: their count) and the decimal exponent of the first,
+/// without formatting machinery; `None` for other floats.
+///
+/// Tries `k` = 0, 1, 2... fraction digits: `m`, the integer nearest to
+/// `abs * 10^k`, gives digits that read back as `abs` exactly when
+/// `m / 10^k == abs` (both exact `f64`s below 2^53, so the one rounding of the
+/// division is the one of reading the decimal). The first `k` that works
+/// gives the fewest digits. While `abs * 10^k` stays below 2^50, a decimal
+/// with `k` fraction digits that reads back as `abs` is within 1/8 of
+/// `abs * 10^k` and the product is off by at most 1/16, so rounding finds it:
+/// none is missed, and none other is within reach (the digits are unique).
+fn short_decimal_digits(abs: f64, out: &mut [u8; 24]) -> Option<(usize, i32)> {
+    const LIMIT: f64 = (1u64 << 50) as f64;
+    if abs == 0.0 {
+        out[0] = b'0';
+        return Some((1, 0));
+    }
+    for (k, &power) in EXACT_POWERS_OF_TEN.iter().enumerate() {
+        let scaled = abs * power;
+        if scaled >= LIMIT {
+            return None;
+        }
+        let m = scaled.round();
+        if m >= 1.0 && m / power == abs {
+            // An integer in 1..2^50: exact in u64.
+            let mut m = m as u64;
+            let mut trailing_zeros = 0;
+            while m % 10 == 0 {
+                m /= 10;
+                trailing_zeros += 1;
+            }
+            let mut digits = [0u8; 20];
+            let mut start = digits.len();
+            while m > 0 {
+                start -= 1;
+                digits[start] = b'0' + (m % 10) as u8;
+                m /= 10;
+            }
+            let len = digits.len() - start;
+            out.get_mut(..len)?.copy_from_slice(digits.get(start..)?);
+            let exp = (len + trailing_zeros) as i32 - 1 - k as i32;
+            return Some((len, exp));
+        }
+    }
+    None
 }
 
 /// Python breaks a tie between two shortest digit strings (the float lies
@@ -778,6 +1187,80 @@ mod tests {
         }
     }
 
+    /// Digits and the decimal exponent of the first.
+    type Digits = Option<(Vec<u8>, i32)>;
+
+    /// The digits and exponent of both ways of finding them.
+    fn both_digit_ways(f: f64) -> (Digits, Digits) {
+        let mut fast = [0u8; 24];
+        let mut slow = [0u8; 24];
+        let fast = short_decimal_digits(f, &mut fast).map(|(n, e)| (fast[..n].to_vec(), e));
+        let slow = formatted_digits(f, &mut slow).map(|(n, e)| (slow[..n].to_vec(), e));
+        (fast, slow)
+    }
+
+    #[test]
+    fn short_decimals_get_the_formatted_digits() {
+        let mut fast_found = 0;
+        let mut check = |f: f64| {
+            let (fast, slow) = both_digit_ways(f);
+            assert!(slow.is_some(), "{f:e}");
+            if fast.is_some() {
+                fast_found += 1;
+                assert_eq!(fast, slow, "{f:e}");
+            }
+        };
+        // Decimals of every length and scale, and their neighbours.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = 1 + (x % 17) as u32;
+            let m = (x >> 8) % 10u64.pow(digits);
+            let k = ((x >> 3) % 26) as i32 - 2;
+            let f = format!("{m}e{}", -k).parse::<f64>().expect("a number");
+            for g in [
+                f,
+                f64::from_bits(f.to_bits() + 1),
+                f64::from_bits(f.to_bits().saturating_sub(1)),
+            ] {
+                check(g);
+            }
+            // Any float at all.
+            let any = f64::from_bits(x >> 1);
+            if any.is_finite() {
+                check(any);
+            }
+        }
+        for f in EXACT_POWERS_OF_TEN {
+            for g in [
+                f,
+                f64::from_bits(f.to_bits() + 1),
+                f64::from_bits(f.to_bits() - 1),
+                1.0 / f,
+            ] {
+                check(g);
+            }
+        }
+        for f in [
+            0.0,
+            0.1,
+            0.2,
+            0.3,
+            0.75,
+            1.5,
+            100.0,
+            1e15,
+            1e16,
+            9007199254740991.0,
+            5e-324,
+        ] {
+            check(f);
+        }
+        assert!(fast_found > 10_000, "{fast_found}");
+    }
+
     #[test]
     fn integers() {
         for n in [
@@ -849,6 +1332,214 @@ mod tests {
         }
         assert!(is_plain_word(b" ~~~~~~~"));
         assert!(!is_plain_word(b"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f"));
+    }
+
+    #[test]
+    fn skip_plain_stops_exactly_at_quotes_backslashes_and_controls() {
+        let all = *b"abcdefghijklmnopq";
+        for len in 0..=all.len() {
+            for b in 0..=255u8 {
+                for pos in 0..len {
+                    let mut bytes = all;
+                    bytes[pos] = b;
+                    // A second stop byte later must not hide the first.
+                    if pos + 1 < len {
+                        bytes[pos + 1] = b'"';
+                    }
+                    // Not UTF-8 for some bytes: only the byte scan is tested.
+                    let p = FastParser {
+                        text: "",
+                        bytes: &bytes[..len],
+                        pos: 0,
+                    };
+                    let stop = b == b'"' || b == b'\\' || b < 0x20;
+                    let want = if stop { pos } else { (pos + 1).min(len) };
+                    assert_eq!(p.skip_plain(0), want, "{b:#x} at {pos} of {len}");
+                    assert_eq!(p.skip_plain(pos), want, "{b:#x} at {pos} of {len}");
+                }
+            }
+            let p = FastParser {
+                text: "",
+                bytes: &all[..len],
+                pos: 0,
+            };
+            assert_eq!(p.skip_plain(0), len);
+            assert_eq!(p.skip_plain(len + 3), len + 3);
+        }
+    }
+
+    /// Compares the fast parser with the serde_json path on `text`: whatever
+    /// the fast one accepts, the slow one accepts as the same value (Debug
+    /// compares floats by sign too, and maps in order).
+    fn check_fast_path(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        if let Some(fast) = FastParser::parse(text) {
+            let slow = decode_slow(text);
+            proptest::prop_assert_eq!(
+                format!("{slow:?}"),
+                format!("{:?}", Ok::<_, PayloadError>(fast)),
+                "{:?}",
+                text
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fast_path_agrees_with_serde_json() {
+        let cases = [
+            r#"{"data": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
+            r#" {"a" : [1, -0, -0.0, 0.5e-3, 1E+2, true, false, null, {}, []] } "#,
+            r#"["\u00e9\ud83d\ude00\"\\\/\b\f\n\r\t", "\uD83D\uDE00", "é😀"]"#,
+            "[18446744073709551615, 9223372036854775807, 9223372036854775808]",
+            "[-9223372036854775808, -9223372036854775807, 1.7976931348623157e308]",
+            "[5e-324, 2.2250738585072014e-308, 1e-400, 0.1, 123456789012345678901234.5]",
+        ];
+        for text in cases {
+            assert!(FastParser::parse(text).is_some(), "{text}");
+            check_fast_path(text).expect("agrees");
+        }
+        let refused = [
+            r#"{"a": 1, "a": 2}"#,
+            "[1e400]",
+            "[-1e400]",
+            "[18446744073709551616]",
+            "[-9223372036854775809]",
+            r#"["\ud800"]"#,
+            r#"["\udc00"]"#,
+            r#"["\ud800\u0041"]"#,
+            "[01]",
+            "[1.]",
+            "[.5]",
+            "[1e]",
+            "[+1]",
+            "[-]",
+            "[NaN]",
+            "[1,]",
+            r#"{"a":1,}"#,
+            "[\"\t\"]",
+            r#"["\x"]"#,
+            r#"["\u12"]"#,
+            "{} {}",
+            "[tru]",
+            "\u{feff}{}",
+            "",
+            " ",
+        ];
+        for text in refused {
+            assert!(FastParser::parse(text).is_none(), "{text}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(FastParser::parse(&deep).is_none());
+        let deep = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(FastParser::parse(&deep).is_some());
+    }
+
+    /// JSON-like text: valid structure around leaves that are sometimes
+    /// malformed or outside the rules, with keys that sometimes repeat.
+    fn json_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop::sample::select(vec![
+            "0",
+            "-0",
+            "-0.0",
+            "0.0",
+            "1",
+            "-1",
+            "12",
+            "1.5",
+            "-2.5e3",
+            "1E+2",
+            "1e-2",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "+1",
+            "1e",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999999",
+            "0.30000000000000004",
+            "true",
+            "false",
+            "null",
+            "tru",
+            "nul",
+            "NaN",
+            "-Infinity",
+            "\"\"",
+            "\"a\"",
+            "\"\\u00e9\"",
+            "\"\\ud83d\\ude00\"",
+            "\"\\uD83D\\uDE00\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\u0041\"",
+            "\"\\ud800x\"",
+            "\"\\u12\"",
+            "\"\\x\"",
+            "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+            "\"tab\there\"",
+            "\"é😀\"",
+            "\"\u{7f}\"",
+            "\"abcdefghijklmnopq\\\"rstuvwxyz\"",
+            "{}",
+            "[]",
+            "'a'",
+            "",
+        ])
+        .prop_map(str::to_owned);
+        let space = prop::sample::select(vec!["", "", " ", "\n", "\t ", "\r\n", "\u{a0}"]);
+        let key = prop::sample::select(vec!["\"a\"", "\"b\"", "\"\\u0061\"", "\"c\\nd\"", "1"]);
+        // Valid leaves, for maps large enough to have a hash index.
+        let valid = prop::sample::select(vec!["1", "-0", "2.5", "null", "\"s\"", "[]", "{}"]);
+        leaf.prop_recursive(5, 64, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec((inner.clone(), space.clone()), 0..6).prop_map(|items| {
+                    let items: Vec<String> = items
+                        .into_iter()
+                        .map(|(v, s)| format!("{s}{v}{s}"))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }),
+                proptest::collection::vec((key.clone(), inner, space.clone()), 0..6).prop_map(
+                    |entries| {
+                        let entries: Vec<String> = entries
+                            .into_iter()
+                            .map(|(k, v, s)| format!("{s}{k}{s}:{s}{v}"))
+                            .collect();
+                        format!("{{{}}}", entries.join(","))
+                    }
+                ),
+                // Past the size where maps get a hash index, keys sometimes
+                // repeating.
+                proptest::collection::vec(("[a-z]{1,2}", valid.clone()), 14..24).prop_map(
+                    |entries| {
+                        let entries: Vec<String> = entries
+                            .into_iter()
+                            .map(|(k, v)| format!("\"{k}\": {v}"))
+                            .collect();
+                        format!("{{{}}}", entries.join(", "))
+                    }
+                ),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn fast_path_agrees_on_json_like_text(text in json_like(), trailing in "[ ,}x]{0,2}") {
+            check_fast_path(&text)?;
+            check_fast_path(&format!(" {text}{trailing}"))?;
+        }
     }
 
     #[test]

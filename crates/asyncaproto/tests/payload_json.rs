@@ -155,6 +155,27 @@ fn duplicate_keys_are_malformed() {
 }
 
 #[test]
+fn duplicate_keys_are_malformed_in_large_maps() {
+    // Small maps are checked by a scan, large ones through a hash index: a
+    // duplicate is found on either side of the switch, and at either end.
+    for n in [15, 16, 17, 18, 100, 5000] {
+        let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\": {i}")).collect();
+        let text = format!("{{{}}}", keys.join(", "));
+        let map = decode(&text).expect("distinct keys");
+        assert_eq!(map.as_map().map(|m| m.len()), Some(n));
+        assert_eq!(map["k0"], 0);
+        for dup in [0, n / 2, n - 1] {
+            let text = format!("{{{}, \"k{dup}\": null}}", keys.join(", "));
+            assert_eq!(
+                decode(&text),
+                Err(PayloadError::DuplicateKey(format!("k{dup}"))),
+                "{n} keys, k{dup} again"
+            );
+        }
+    }
+}
+
+#[test]
 fn key_order_is_kept() {
     let value = decode(r#"{"z": 1, "a": 2, "m": 3}"#).expect("valid");
     let keys: Vec<&String> = value.as_map().expect("map").keys().collect();

@@ -338,6 +338,34 @@ fn duplicate_keys_are_malformed() {
 }
 
 #[test]
+fn duplicate_keys_are_malformed_in_large_maps() {
+    // Small maps are checked by a scan, large ones through a hash index: a
+    // duplicate is found on either side of the switch, and at either end.
+    for n in [15usize, 16, 17, 18, 100, 5000] {
+        let entries = |extra: Option<usize>| {
+            let count = n + usize::from(extra.is_some());
+            let mut out = vec![0xde];
+            out.extend_from_slice(&u16::try_from(count).expect("map16").to_be_bytes());
+            for i in (0..n).chain(extra) {
+                out.extend(fixstr(&format!("k{i}")));
+                out.push(0xc0);
+            }
+            out
+        };
+        let map = decode(&entries(None)).expect("distinct keys");
+        assert_eq!(map.as_map().map(Map::len), Some(n));
+        assert!(map["k0"].is_null() && map.get("k0").is_some());
+        for dup in [0, n / 2, n - 1] {
+            assert_eq!(
+                decode(&entries(Some(dup))),
+                Err(PayloadError::DuplicateKey(format!("k{dup}"))),
+                "{n} keys, k{dup} again"
+            );
+        }
+    }
+}
+
+#[test]
 fn non_string_keys_are_malformed() {
     for bytes in [
         &b"\x81\x01\x02"[..],
