@@ -8,6 +8,7 @@ mod bench;
 mod keys;
 mod send;
 mod serve;
+mod tls;
 
 /// AsyncAPY for Rust: serve and exercise AsyncAProto endpoints.
 #[derive(Debug, Parser)]

@@ -38,6 +38,8 @@ pub(crate) struct SendArgs {
     /// Print each reply on one line instead of pretty-printed.
     #[arg(short, long)]
     compact: bool,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 /// The packets to send, from the arguments, a file, or standard input.
@@ -93,11 +95,14 @@ pub(crate) fn run(args: SendArgs) -> anyhow::Result<()> {
             .with_context(|| format!("packet {} is not a JSON object: {text}", i + 1))?;
         maps.push(map);
     }
-    let config = ClientConfig::new()
+    let mut config = ClientConfig::new()
         .encoding(args.encoding)
         .header_size(args.header_size)
         .byteorder(args.byteorder)
         .timeout(Duration::from_secs_f64(args.timeout));
+    if let Some(tls) = args.tls.options() {
+        config = config.tls(tls);
+    }
     let mut client = BlockingClient::connect_to(&args.host, args.port, config)?;
     let mut stdout = std::io::stdout().lock();
     for (i, map) in maps.iter().enumerate() {

@@ -61,10 +61,13 @@ pub(crate) struct ServeArgs {
     require_key: Option<String>,
     #[command(flatten)]
     keys: crate::keys::StoreArgs,
+    #[command(flatten)]
+    tls: crate::tls::ServeTlsArgs,
 }
 
 impl ServeArgs {
-    fn config(&self) -> anyhow::Result<Config> {
+    /// The configuration, and the certificate of `--tls-self-signed` if asked.
+    fn config(&self) -> anyhow::Result<(Config, Option<crate::tls::SelfSigned>)> {
         let mut config = Config::default();
         if let Some(path) = &self.config {
             config.load_ini_file(path)?;
@@ -92,8 +95,9 @@ impl ServeArgs {
                     .with_context(|| format!("--{}", key.replace('_', "-")))?;
             }
         }
+        let self_signed = self.tls.apply(&mut config)?;
         config.validate()?;
-        Ok(config)
+        Ok((config, self_signed))
     }
 }
 
@@ -104,10 +108,13 @@ async fn echo(client: Client, packet: Packet) -> Result<(), SendError> {
 
 /// Runs the echo server until SIGINT or SIGTERM.
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
+    let (config, self_signed) = args.config()?;
     asyncapy::logging::init(&config)?;
     let workers = config.workers;
     let mut server = Server::new(config);
+    if let Some(self_signed) = &self_signed {
+        server.tls(self_signed.tls.clone());
+    }
     let runtime = asyncapy::server::runtime(workers).context("cannot start the runtime")?;
     let route = server.register_handler(echo);
     if let Some(field) = &args.require_key {
@@ -125,6 +132,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let running = server.bind().await?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", running.local_addr())?;
+        if let Some(self_signed) = &self_signed {
+            writeln!(stdout, "{}", self_signed.describe())?;
+        }
         stdout.flush()?;
         drop(stdout);
         running.run_until_signal().await?;

@@ -720,12 +720,16 @@ async fn a_plain_client_on_the_tls_port_is_closed_promptly() {
     // At most a TLS alert came back, never an AsyncAProto reply.
     assert!(got.len() <= 7, "{got:?}");
 
-    // Our own client, without TLS, gets an error at once too (not a timeout).
+    // Our own client, without TLS, gets a clear error at once.
     let mut plain = AsyncClient::connect_to("127.0.0.1", addr.port(), ClientConfig::new())
         .await
         .unwrap();
     let err = plain.request(&sample()).await.unwrap_err();
-    assert!(!matches!(err, ClientError::TimedOut(_)), "{err:?}");
+    assert!(matches!(err, ClientError::TlsExpected), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the server answered with TLS: connect with TLS"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 
     no_connections_left(&running.handle()).await;

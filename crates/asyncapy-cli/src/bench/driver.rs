@@ -25,17 +25,27 @@
 //!   display), with `-n` one atomic claim per refill, and one uncontended lock
 //!   per [`super::stats::LATENCY_BATCH`] replies to hand latencies to the
 //!   shared histogram.
+//!
+//! With `--tls`, each connection starts with a handshake (within the connect
+//! timeout; the client configuration is built once for the run), and the
+//! persistent loop polls the TLS stream's reads, writes and flushes together
+//! ([`Driver::session_stream`]); replies are judged by the same code.
 
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use asyncaproto::FrameCodec;
+use asyncapy::tls::rustls::pki_types::ServerName;
+use asyncapy::tls::tokio_rustls::{client::TlsStream, TlsConnector};
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -74,6 +84,70 @@ pub(crate) struct Target {
     pub(crate) connect_timeout: Duration,
     /// The longest wait for the next reply while requests are outstanding.
     pub(crate) reply_timeout: Duration,
+    /// Set with `--tls`: every connection starts with this handshake.
+    pub(crate) tls: Option<TlsTarget>,
+}
+
+/// How to open TLS on a connection: the client configuration (built once for
+/// the run) and the name the server's certificate must carry.
+#[derive(Clone)]
+pub(crate) struct TlsTarget {
+    pub(crate) connector: TlsConnector,
+    pub(crate) server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTarget")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An open connection: plain TCP, or TLS over TCP.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 /// What to send, and how to judge what comes back.
@@ -297,29 +371,39 @@ impl Driver {
         self.shared.progress.add_error();
     }
 
-    /// Connects, bounded by the connect timeout and by the end of a timed run.
-    /// `None` when the run ended while connecting, or when connecting failed
-    /// (the error is counted, then a short pause keeps a dead server from
-    /// turning this into a busy loop).
-    async fn connect(&mut self) -> Option<TcpStream> {
+    /// Connects (with `--tls`, handshakes too), bounded by the connect
+    /// timeout and by the end of a timed run. `None` when the run ended while
+    /// connecting, or when connecting failed (the error is counted, then a
+    /// short pause keeps a dead server from turning this into a busy loop).
+    async fn connect(&mut self) -> Option<Conn> {
         let target = &self.shared.target;
         let deadline = Instant::now() + target.connect_timeout;
         let stop = self.shared.schedule.stop_at().unwrap_or(deadline);
-        let kind = match tokio::time::timeout_at(
-            deadline.min(stop),
-            TcpStream::connect(target.addr),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => {
-                // Every write is a whole batch: never hold one back.
-                let _ = stream.set_nodelay(true);
-                return Some(stream);
+        let connect = async {
+            let stream = TcpStream::connect(target.addr).await.map_err(|e| {
+                if e.kind() == io::ErrorKind::ConnectionRefused {
+                    ErrorKind::ConnectRefused
+                } else {
+                    ErrorKind::ConnectError
+                }
+            })?;
+            // Every write is a whole batch: never hold one back.
+            let _ = stream.set_nodelay(true);
+            match &target.tls {
+                None => Ok(Conn::Plain(stream)),
+                Some(tls) => tls
+                    .connector
+                    .connect(tls.server_name.clone(), stream)
+                    .await
+                    .map(|stream| Conn::Tls(Box::new(stream)))
+                    .map_err(|_| ErrorKind::Tls),
             }
+        };
+        let kind = match tokio::time::timeout_at(deadline.min(stop), connect).await {
+            Ok(Ok(conn)) => return Some(conn),
             Err(_) if self.shared.schedule.time_is_up(Instant::now()) => return None,
             Err(_) => ErrorKind::ConnectTimeout,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
-            Ok(Err(_)) => ErrorKind::ConnectError,
+            Ok(Err(kind)) => kind,
         };
         self.error(kind);
         let pause = (Instant::now() + CONNECT_BACKOFF).min(stop);
@@ -334,10 +418,14 @@ impl Driver {
             if claim.granted == 0 {
                 return;
             }
-            let Some(stream) = self.connect().await else {
+            let Some(conn) = self.connect().await else {
                 continue;
             };
-            match self.session(stream, claim).await {
+            let end = match conn {
+                Conn::Plain(stream) => self.session(stream, claim).await,
+                Conn::Tls(stream) => Box::pin(self.session_stream(stream, claim)).await,
+            };
+            match end {
                 SessionEnd::Done => return,
                 SessionEnd::Reconnect => {}
             }
@@ -350,7 +438,6 @@ impl Driver {
         let shared = Arc::clone(&self.shared);
         let workload = &shared.workload;
         let schedule = &shared.schedule;
-        let codec = &workload.codec;
         let refill = &workload.refill[..];
         let frame_len = workload.request.frame.len();
         let reply_timeout = shared.target.reply_timeout;
@@ -441,81 +528,216 @@ impl Driver {
             };
             let now = Instant::now();
             measuring = now >= schedule.warmup_end;
-            if measuring {
-                self.stats.bytes_received += read as u64;
-            }
-
-            // Every complete reply in the buffer, judged in place.
-            let mut parsed = 0;
-            let mut replies = 0;
-            let mut echoes = 0u64;
-            let mut missing = 0;
-            let mut end = None;
-            let mut latency: Option<(Instant, u64)> = None;
-            loop {
-                let rest = &self.read_buf[parsed..];
-                let (encoding, total) = match codec.check_head(rest) {
-                    Ok(Some(head)) => head,
-                    Ok(None) => break,
-                    Err(_) => {
-                        end = Some(ErrorKind::Malformed);
-                        break;
-                    }
-                };
-                if rest.len() < total {
-                    missing = total - rest.len();
-                    break;
-                }
-                let outcome = workload.verifier.check(encoding, &rest[..total]);
-                parsed += total;
-                replies += 1;
-                let Some((sent, measured)) = self.in_flight.pop() else {
-                    // A reply to nothing: the stream is out of step with us.
-                    end = Some(ErrorKind::Mismatch);
-                    break;
-                };
-                match outcome {
-                    Outcome::Echo => {
-                        echoes += 1;
-                        if measured {
-                            // Replies of one batch share a latency: compute it once.
-                            let us = match latency {
-                                Some((batch, us)) if batch == sent => us,
-                                _ => micros(now.saturating_duration_since(sent)),
-                            };
-                            latency = Some((sent, us));
-                            self.stats.record_latency(us);
-                            self.stats.requests += 1;
-                        }
-                    }
-                    Outcome::Mismatch => self.error(ErrorKind::Mismatch),
-                    Outcome::Malformed => {
-                        end = Some(ErrorKind::Malformed);
-                        break;
-                    }
-                    Outcome::Failure(code) => {
-                        // The server closes the session after a failure reply.
-                        self.stats.errors.add_failure(code);
-                        shared.progress.add_error();
-                        self.shared.progress.add_requests(echoes);
-                        return SessionEnd::Reconnect;
-                    }
-                }
-            }
-            shared.progress.add_requests(echoes);
-            if let Some(kind) = end {
-                self.error(kind);
-                return SessionEnd::Reconnect;
-            }
-            self.read_buf.advance(parsed);
-            if missing > 0 {
-                self.read_buf.reserve(missing);
-            }
+            let replies = match self.take_replies(now, measuring, read) {
+                Ok(replies) => replies,
+                Err(end) => return end,
+            };
             if replies > 0 {
                 last_reply = now;
             }
 
             // Refill what was answered.
+            if schedule.time_is_up(now) {
+                return SessionEnd::Done;
+            }
+            let claim = schedule.claim(now, replies);
+            pending_write += claim.granted * frame_len;
+            self.in_flight.push(now, claim);
+        }
+    }
+
+    /// Judges every complete reply in the read buffer, in place, after a read
+    /// of `read` bytes at `now`; the number of replies, or how the session ends.
+    #[inline]
+    fn take_replies(
+        &mut self,
+        now: Instant,
+        measuring: bool,
+        read: usize,
+    ) -> Result<usize, SessionEnd> {
+        let shared = Arc::clone(&self.shared);
+        let workload = &shared.workload;
+        let codec = &workload.codec;
+        if measuring {
+            self.stats.bytes_received += read as u64;
+        }
+
+        // Every complete reply in the buffer, judged in place.
+        let mut parsed = 0;
+        let mut replies = 0;
+        let mut echoes = 0u64;
+        let mut missing = 0;
+        let mut end = None;
+        let mut latency: Option<(Instant, u64)> = None;
+        loop {
+            let rest = &self.read_buf[parsed..];
+            let (encoding, total) = match codec.check_head(rest) {
+                Ok(Some(head)) => head,
+                Ok(None) => break,
+                Err(_) => {
+                    end = Some(ErrorKind::Malformed);
+                    break;
+                }
+            };
+            if rest.len() < total {
+                missing = total - rest.len();
+                break;
+            }
+            let outcome = workload.verifier.check(encoding, &rest[..total]);
+            parsed += total;
+            replies += 1;
+            let Some((sent, measured)) = self.in_flight.pop() else {
+                // A reply to nothing: the stream is out of step with us.
+                end = Some(ErrorKind::Mismatch);
+                break;
+            };
+            match outcome {
+                Outcome::Echo => {
+                    echoes += 1;
+                    if measured {
+                        // Replies of one batch share a latency: compute it once.
+                        let us = match latency {
+                            Some((batch, us)) if batch == sent => us,
+                            _ => micros(now.saturating_duration_since(sent)),
+                        };
+                        latency = Some((sent, us));
+                        self.stats.record_latency(us);
+                        self.stats.requests += 1;
+                    }
+                }
+                Outcome::Mismatch => self.error(ErrorKind::Mismatch),
+                Outcome::Malformed => {
+                    end = Some(ErrorKind::Malformed);
+                    break;
+                }
+                Outcome::Failure(code) => {
+                    // The server closes the session after a failure reply.
+                    self.stats.errors.add_failure(code);
+                    shared.progress.add_error();
+                    shared.progress.add_requests(echoes);
+                    return Err(SessionEnd::Reconnect);
+                }
+            }
+        }
+        shared.progress.add_requests(echoes);
+        if let Some(kind) = end {
+            self.error(kind);
+            return Err(SessionEnd::Reconnect);
+        }
+        self.read_buf.advance(parsed);
+        if missing > 0 {
+            self.read_buf.reserve(missing);
+        }
+        Ok(replies)
+    }
+
+    /// Drives one connection over any byte stream (TLS) with the same protocol
+    /// as [`Driver::session`]: one poll writes what is pending (as much as the
+    /// stream takes), flushes, reads, and watches the timer.
+    async fn session_stream<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        mut stream: S,
+        first: Claim,
+    ) -> SessionEnd {
+        let shared = Arc::clone(&self.shared);
+        let workload = &shared.workload;
+        let schedule = &shared.schedule;
+        let refill = &workload.refill[..];
+        let frame_len = workload.request.frame.len();
+        let reply_timeout = shared.target.reply_timeout;
+
+        self.in_flight.clear();
+        self.read_buf.clear();
+        let now = Instant::now();
+        let mut measuring = now >= schedule.warmup_end;
+        let mut pending_write = first.granted * frame_len;
+        self.in_flight.push(now, first);
+        let mut last_reply = now;
+        let next_deadline = |last_reply: Instant| {
+            let timeout = last_reply
+                .checked_add(reply_timeout)
+                .unwrap_or_else(|| last_reply + FAR_FUTURE);
+            schedule.stop_at().map_or(timeout, |end| end.min(timeout))
+        };
+        let timer = tokio::time::sleep_until(next_deadline(last_reply));
+        tokio::pin!(timer);
+        // Written but perhaps still in the TLS layer's buffer.
+        let mut unflushed = false;
+
+        loop {
+            if self.in_flight.requests == 0 {
+                return SessionEnd::Done;
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < workload.read_chunk / 4 {
+                self.read_buf.reserve(workload.read_chunk);
+            }
+            let read_buf = &mut self.read_buf;
+            let stats = &mut self.stats;
+            let event = poll_fn(|cx| {
+                while pending_write > 0 {
+                    let rest = &refill[refill.len() - pending_write..];
+                    match Pin::new(&mut stream).poll_write(cx, rest) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(Event::Failed(ErrorKind::Closed)),
+                        Poll::Ready(Ok(n)) => {
+                            pending_write -= n;
+                            unflushed = true;
+                            if measuring {
+                                stats.bytes_sent += n as u64;
+                            }
+                        }
+                        Poll::Ready(Err(_)) => return Poll::Ready(Event::Failed(ErrorKind::Reset)),
+                        Poll::Pending => break,
+                    }
+                }
+                if unflushed {
+                    match Pin::new(&mut stream).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => unflushed = false,
+                        Poll::Ready(Err(_)) => return Poll::Ready(Event::Failed(ErrorKind::Reset)),
+                        Poll::Pending => {}
+                    }
+                }
+                let read = pin!(stream.read_buf(&mut *read_buf)).poll(cx);
+                match read {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Event::Failed(ErrorKind::Closed)),
+                    Poll::Ready(Ok(n)) => return Poll::Ready(Event::Read(n)),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Event::Failed(ErrorKind::Reset)),
+                    Poll::Pending => {}
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            let read = match event {
+                Event::Read(n) => n,
+                Event::Writable => continue,
+                Event::Failed(kind) => {
+                    self.error(kind);
+                    return SessionEnd::Reconnect;
+                }
+                Event::Timer => {
+                    let now = Instant::now();
+                    if schedule.time_is_up(now) {
+                        return SessionEnd::Done;
+                    }
+                    if now >= last_reply + reply_timeout {
+                        self.error(ErrorKind::Timeout);
+                        return SessionEnd::Reconnect;
+                    }
+                    timer.as_mut().reset(next_deadline(last_reply));
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            measuring = now >= schedule.warmup_end;
+            let replies = match self.take_replies(now, measuring, read) {
+                Ok(replies) => replies,
+                Err(end) => return end,
+            };
+            if replies > 0 {
+                last_reply = now;
+            }
             if schedule.time_is_up(now) {
                 return SessionEnd::Done;
             }
@@ -586,7 +808,7 @@ impl Driver {
 /// Sends the request on a fresh connection and reads one whole reply into
 /// `buf`: its encoding and length.
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     workload: &Workload,
     buf: &mut BytesMut,
 ) -> Result<(asyncaproto::Encoding, usize), ErrorKind> {
@@ -594,6 +816,7 @@ async fn exchange(
         .write_all(&workload.request.frame)
         .await
         .map_err(|_| ErrorKind::Reset)?;
+    stream.flush().await.map_err(|_| ErrorKind::Reset)?;
     buf.clear();
     loop {
         match workload.codec.check_head(buf) {

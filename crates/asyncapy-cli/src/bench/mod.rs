@@ -40,7 +40,7 @@ use asyncaproto::{ByteOrder, Encoding, FrameCodec, FrameConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use driver::{Driver, Mode, Schedule, Shared, Stop, Target, Workload};
+use driver::{Driver, Mode, Schedule, Shared, Stop, Target, TlsTarget, Workload};
 use duration::parse_duration;
 use payload::Request;
 use report::{Report, Settings};
@@ -141,6 +141,9 @@ pub(crate) struct BenchArgs {
     /// The longest wait for the next reply while requests are outstanding.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
+
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 /// Runs the load test and prints the report; fails when any error occurred.
@@ -167,10 +170,19 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let codec = FrameCodec::new(config);
     let request = Request::build(&codec, args.encoding, args.payload_size)?;
     let workload = Workload::new(codec, request, args.pipeline as usize, mode);
+    // The TLS client configuration is built once, for every connection.
+    let tls = match args.tls.options() {
+        Some(options) => Some(TlsTarget {
+            connector: asyncapy::tls::client_config(&options)?.into(),
+            server_name: asyncapy::tls::server_name(&options, &args.host)?,
+        }),
+        None => None,
+    };
     let target = Target {
         addr,
         connect_timeout: args.connect_timeout,
         reply_timeout: args.timeout,
+        tls,
     };
     let warmup = args.warmup.unwrap_or(if args.requests.is_some() {
         Duration::ZERO
@@ -180,6 +192,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let histogram = shared_histogram()?;
     let settings = Settings {
         target: addr.to_string(),
+        tls: target.tls.is_some(),
         mode: match mode {
             Mode::Persistent => "persistent",
             Mode::PerRequest => "per-request",

@@ -13,6 +13,8 @@ use super::stats::{ErrorKind, Totals};
 pub(crate) struct Settings {
     /// `host:port` as resolved.
     pub(crate) target: String,
+    /// Whether connections use TLS (`--tls`).
+    pub(crate) tls: bool,
     /// `persistent` or `per-request`.
     pub(crate) mode: &'static str,
     /// `json` or `ziproto`.
@@ -144,8 +146,9 @@ impl fmt::Display for Report {
         let s = &self.settings;
         writeln!(
             f,
-            "asyncapy bench: {} | {} | {} connection{} | pipeline {} | {} B {} payload | {}-byte {}-endian header | {} thread{}",
+            "asyncapy bench: {}{} | {} | {} connection{} | pipeline {} | {} B {} payload | {}-byte {}-endian header | {} thread{}",
             s.target,
+            if s.tls { " over TLS" } else { "" },
             s.mode,
             s.connections,
             plural(s.connections),
@@ -237,6 +240,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             target: "127.0.0.1:8081".into(),
+            tls: false,
             mode: "persistent",
             encoding: "json",
             connections: 1,

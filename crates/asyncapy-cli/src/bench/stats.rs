@@ -22,6 +22,8 @@ pub(crate) enum ErrorKind {
     ConnectError,
     /// Connecting took longer than `--connect-timeout`.
     ConnectTimeout,
+    /// The TLS handshake failed (a certificate refused, a server without TLS…).
+    Tls,
     /// The server closed the connection while replies were outstanding.
     Closed,
     /// Reading or writing failed (connection reset, broken pipe, …).
@@ -36,10 +38,11 @@ pub(crate) enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub(crate) const ALL: [ErrorKind; 8] = [
+    pub(crate) const ALL: [ErrorKind; 9] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectError,
         ErrorKind::ConnectTimeout,
+        ErrorKind::Tls,
         ErrorKind::Closed,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -53,6 +56,7 @@ impl ErrorKind {
             ErrorKind::ConnectRefused => "connect_refused",
             ErrorKind::ConnectError => "connect_error",
             ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::Tls => "tls",
             ErrorKind::Closed => "closed",
             ErrorKind::Reset => "reset",
             ErrorKind::Timeout => "timeout",

@@ -64,6 +64,10 @@ pub enum ClientError {
     /// is off).
     #[error("TLS connections are not available in this build (enable asyncapy's `tls` feature)")]
     TlsUnavailable,
+    /// The server answered in TLS: it serves TLS only, and the client
+    /// connected without it.
+    #[error("the server answered with TLS: connect with TLS")]
+    TlsExpected,
     /// TLS failed: the server's certificate was refused (expired, unknown
     /// issuer, wrong name...), the server refused ours, the server does not
     /// speak TLS, or the TLS options are unusable.

@@ -149,8 +149,15 @@ fn take_frame(codec: &FrameCodec, buf: &mut BytesMut) -> Result<Option<RawFrame>
             Ok(None)
         }
         Ok(None) => Ok(None),
+        Err(_) if looks_like_tls(buf) => Err(ClientError::TlsExpected),
         Err(e) => Err(ClientError::Frame(e)),
     }
+}
+
+/// Whether `bytes` start like a TLS record (an alert or a handshake, TLS 1.0
+/// to 1.3): what a TLS server answers to a plain AsyncAProto frame.
+fn looks_like_tls(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x15 | 0x16, 0x03, 0x00..=0x04, ..])
 }
 
 /// The error for a stream that ended with `buffered` bytes of an unfinished frame.

@@ -5,12 +5,14 @@ The original `asyncapy.client.Client` wraps its socket with
 no SNI. Then it frames `json.dumps(payload)` with a 4-byte big-endian
 Content-Length, Protocol-Version 22 and Content-Encoding 0. This script does
 the same with the standard library only, and checks every echo. Exits 0 and
-prints OK on success.
+prints OK, how it wrapped the socket, the TLS version and the SHA-256
+fingerprint of the server's certificate on success.
 
 `ssl.wrap_socket` was removed in Python 3.12; there, an SSLContext with
 CERT_NONE and check_hostname off does the same."""
 
 import argparse
+import hashlib
 import json
 import socket
 import ssl
@@ -73,7 +75,9 @@ sock.sendall(b"".join(frame({"n": n}) for n in range(10)))
 for n in range(10):
     assert receive(sock) == {"n": n}
 version = sock.version()
+der = sock.getpeercert(binary_form=True)
+fingerprint = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 sock.close()
 
-print(f"OK {how} {version}")
+print(f"OK {how} {version} {fingerprint}")
 sys.exit(0)
