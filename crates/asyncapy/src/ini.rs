@@ -9,6 +9,10 @@
 //! a `[DEFAULT]` section whose keys every section inherits; duplicate sections or
 //! keys are errors; and *basic interpolation* on lookup: `%%` is a literal `%`
 //! and `%(name)s` is replaced by the value of `name` in the same section.
+//! Unlike Python, one lookup expands at most [`MAX_INTERPOLATED_REFS`]
+//! references into at most [`MAX_INTERPOLATED_LEN`] bytes: a few lines that
+//! reference each other many times over would otherwise take exponential time
+//! and memory.
 //!
 //! ```
 //! use asyncapy::ini::Ini;
@@ -25,6 +29,12 @@ use std::collections::HashMap;
 /// How deep `%(name)s` references may nest before the lookup is refused
 /// (Python's `MAX_INTERPOLATION_DEPTH`).
 const MAX_INTERPOLATION_DEPTH: usize = 10;
+
+/// The most `%(name)s` references one lookup may expand, however nested.
+pub const MAX_INTERPOLATED_REFS: usize = 256;
+
+/// The longest value, in bytes, one lookup may produce.
+pub const MAX_INTERPOLATED_LEN: usize = 64 * 1024;
 
 /// The name of the section every other section inherits from.
 const DEFAULT_SECTION: &str = "DEFAULT";
@@ -111,6 +121,17 @@ pub enum IniError {
     /// References nested too deeply (or in a cycle).
     #[error("[{section}] {key}: %(name)s references nest too deeply")]
     InterpolationDepth {
+        /// The section's name.
+        section: String,
+        /// The key being looked up.
+        key: String,
+    },
+    /// Interpolation expands too many references or into too long a value
+    /// (see [`MAX_INTERPOLATED_REFS`] and [`MAX_INTERPOLATED_LEN`]).
+    #[error(
+        "[{section}] {key}: %(name)s references expand to more than {MAX_INTERPOLATED_REFS} references or {MAX_INTERPOLATED_LEN} bytes"
+    )]
+    InterpolationTooLarge {
         /// The section's name.
         section: String,
         /// The key being looked up.
@@ -251,7 +272,12 @@ impl Ini {
         let key = key.to_lowercase();
         match self.raw(section, &key) {
             None => Ok(None),
-            Some(raw) => self.interpolate(section, &key, raw, 1).map(Some),
+            Some(raw) => {
+                let mut out = String::with_capacity(raw.len());
+                let mut refs = 0;
+                self.interpolate(section, &key, raw, 1, &mut out, &mut refs)?;
+                Ok(Some(out))
+            }
         }
     }
 
@@ -261,13 +287,17 @@ impl Ini {
             .or_else(|| self.defaults.get(key))
     }
 
+    /// Appends `raw`, interpolated, to `out`; `refs` counts the references
+    /// expanded so far in this lookup.
     fn interpolate(
         &self,
         section: &str,
         key: &str,
         raw: &str,
         depth: usize,
-    ) -> Result<String, IniError> {
+        out: &mut String,
+        refs: &mut usize,
+    ) -> Result<(), IniError> {
         if depth > MAX_INTERPOLATION_DEPTH {
             return Err(IniError::InterpolationDepth {
                 section: section.to_owned(),
@@ -278,7 +308,10 @@ impl Ini {
             section: section.to_owned(),
             key: key.to_owned(),
         };
-        let mut out = String::with_capacity(raw.len());
+        let too_large = || IniError::InterpolationTooLarge {
+            section: section.to_owned(),
+            key: key.to_owned(),
+        };
         let mut rest = raw;
         while let Some(pos) = rest.find('%') {
             out.push_str(&rest[..pos]);
@@ -288,6 +321,10 @@ impl Ini {
                 rest = after;
             } else if let Some(after) = rest.strip_prefix('(') {
                 let (name, after) = after.split_once(")s").ok_or_else(bad)?;
+                *refs += 1;
+                if *refs > MAX_INTERPOLATED_REFS {
+                    return Err(too_large());
+                }
                 let name = name.to_lowercase();
                 let value = self
                     .raw(section, &name)
@@ -296,14 +333,20 @@ impl Ini {
                         key: key.to_owned(),
                         missing: name.clone(),
                     })?;
-                out.push_str(&self.interpolate(section, key, value, depth + 1)?);
+                self.interpolate(section, key, value, depth + 1, out, refs)?;
                 rest = after;
             } else {
                 return Err(bad());
             }
+            if out.len() > MAX_INTERPOLATED_LEN {
+                return Err(too_large());
+            }
         }
         out.push_str(rest);
-        Ok(out)
+        if out.len() > MAX_INTERPOLATED_LEN {
+            return Err(too_large());
+        }
+        Ok(())
     }
 }
 

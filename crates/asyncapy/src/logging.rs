@@ -14,7 +14,8 @@
 //! `filename`, `funcName` (always `?`), `levelname`, `levelno`, `lineno`,
 //! `message`, `module`, `msecs`, `name`, `pathname`, `process`, `processName`,
 //! `relativeCreated`, `thread`, `threadName`; with Python's flags, width and
-//! precision (`%(levelname)-8s`, `%(created).3f`), and `%%`.
+//! precision (`%(levelname)-8s`, `%(created).3f`; at most [`MAX_FIELD_WIDTH`]),
+//! and `%%`.
 //!
 //! ```
 //! use asyncapy::logging::PythonFormat;
@@ -47,10 +48,17 @@ pub enum FormatError {
     /// A `%` that does not start `%%` or `%(name)...`.
     #[error("console_format: malformed directive at byte {0} (write %% for a literal %)")]
     Malformed(usize),
+    /// A width or precision over [`MAX_FIELD_WIDTH`] (a line padded to
+    /// billions of characters would stall every log call).
+    #[error("console_format: width or precision over {max} at byte {0}", max = MAX_FIELD_WIDTH)]
+    FieldTooWide(usize),
     /// A strftime directive chrono does not know.
     #[error("datefmt: invalid strftime format {0:?}")]
     DateFormat(String),
 }
+
+/// The largest width or precision a `console_format` field may ask for.
+pub const MAX_FIELD_WIDTH: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Attr {
@@ -176,7 +184,7 @@ fn parse_format(format: &str) -> Result<Vec<Piece>, FormatError> {
                     j += 1;
                 }
                 let digits_end = j + bytes[j..].iter().take_while(|b| b.is_ascii_digit()).count();
-                let width = format[j..digits_end].parse().unwrap_or(0);
+                let width = field_width(&format[j..digits_end], start)?;
                 j = digits_end;
                 let mut precision = None;
                 if bytes.get(j) == Some(&b'.') {
@@ -186,7 +194,7 @@ fn parse_format(format: &str) -> Result<Vec<Piece>, FormatError> {
                             .iter()
                             .take_while(|b| b.is_ascii_digit())
                             .count();
-                    precision = Some(format[j + 1..p_end].parse().unwrap_or(0));
+                    precision = Some(field_width(&format[j + 1..p_end], start)?);
                     j = p_end;
                 }
                 let conversion = match bytes.get(j) {
@@ -213,6 +221,19 @@ fn parse_format(format: &str) -> Result<Vec<Piece>, FormatError> {
         pieces.push(Piece::Literal(literal));
     }
     Ok(pieces)
+}
+
+/// A field's width or precision: digits (none means 0), at most
+/// [`MAX_FIELD_WIDTH`]; `start` is where the field's `%` is, for the error.
+fn field_width(digits: &str, start: usize) -> Result<usize, FormatError> {
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    digits
+        .parse()
+        .ok()
+        .filter(|&n| n <= MAX_FIELD_WIDTH)
+        .ok_or(FormatError::FieldTooWide(start))
 }
 
 /// The Python level name of a tracing level (TRACE shows as DEBUG).
