@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs besides a Rust toolchain, when missing:
+#   - the Python packages of requirements-test.txt (the cross-checks against
+#     the original AsyncAPY and its codecs);
+#   - redis-server (Debian package): the Redis key store tests start their own
+#     on a free loopback port, and fail, saying so, without it.
+# Idempotent: cheap when everything is there. Run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install -q -r requirements-test.txt
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "test-deps: redis-server is missing; as root: apt-get install redis-server" >&2
+        exit 1
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "test-deps: redis-server is missing and there is no apt-get: install it with your package manager" >&2
+        exit 1
+    fi
+    echo "test-deps: installing redis-server (apt-get)" >&2
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    command -v redis-server >/dev/null
+fi
