@@ -18,9 +18,14 @@ use asyncapy::keys::{
 /// Where keys are kept, and how to reach the store.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct StoreArgs {
-    /// The key store: sqlite:PATH (a file, created if missing) or
-    /// redis://[:PASSWORD@]HOST[:PORT][/DB].
-    #[arg(long = "keys", visible_alias = "store", value_name = "STORE")]
+    /// The key store (see the help text).
+    #[arg(
+        long = "keys",
+        visible_alias = "store",
+        value_name = "STORE",
+        help = "The key store: sqlite:PATH (a file, created if missing) or \
+                redis://[:PASSWORD@]HOST[:PORT][/DB]"
+    )]
     pub(crate) keys: Option<String>,
     /// What the store's Redis keys start with (Redis only).
     #[arg(long, value_name = "PREFIX", default_value = RedisKeyStore::DEFAULT_PREFIX)]
