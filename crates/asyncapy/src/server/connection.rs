@@ -180,6 +180,14 @@ impl<T: Transport> Connection<T> {
     async fn on_wake(&mut self, wake: Wake) -> Option<End> {
         match wake {
             Wake::Input(Ok(0)) if self.rbuf.is_empty() => Some(End::ClientClosed),
+            // A TLS client that closes its socket without close_notify (as
+            // Python's ssl module does on close()): between packets, a close
+            // like any other; the framing tells a cut packet apart.
+            Wake::Input(Err(e))
+                if e.kind() == io::ErrorKind::UnexpectedEof && self.rbuf.is_empty() =>
+            {
+                Some(End::ClientClosed)
+            }
             Wake::Input(Ok(0)) => {
                 debug!(
                     "Connection closed inside a packet ({} bytes buffered)",
