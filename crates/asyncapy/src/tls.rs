@@ -36,7 +36,14 @@ use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, RootCert
 use crate::client::{ClientError, TlsError, TlsOptions};
 use crate::config::{Config, ConfigError};
 
-/// The one crypto provider: *ring*.
+/// The one crypto provider: *ring*. Every TLS configuration of this crate
+/// is built with it explicitly, so a process-wide default installed by another
+/// library does not matter.
+///
+/// ```
+/// let provider = asyncapy::tls::crypto_provider();
+/// assert!(!provider.cipher_suites.is_empty());
+/// ```
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
@@ -345,6 +352,17 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, 
 
 /// The name the server's certificate is checked against: `server_name` when
 /// set, else the host connected to (an IP address is checked as one).
+///
+/// ```
+/// use asyncapy::client::TlsOptions;
+/// use asyncapy::tls::{rustls::pki_types::ServerName, server_name};
+///
+/// let by_ip = server_name(&TlsOptions::new(), "127.0.0.1")?;
+/// assert!(matches!(by_ip, ServerName::IpAddress(_)));
+/// let named = server_name(&TlsOptions::new().server_name("api.internal"), "10.1.2.3")?;
+/// assert_eq!(named.to_str(), "api.internal");
+/// # Ok::<(), asyncapy::client::ClientError>(())
+/// ```
 pub fn server_name(options: &TlsOptions, host: &str) -> Result<ServerName<'static>, ClientError> {
     let name = options.server_name.as_deref().unwrap_or(host);
     let bare = name

@@ -690,6 +690,32 @@ async fn a_handshake_that_never_completes_is_dropped_after_the_timeout() {
 }
 
 #[tokio::test]
+async fn a_shutdown_does_not_wait_for_handshakes() {
+    let pki = Pki::new("shutdown");
+    let running = start_tls(
+        Config {
+            timeout: Duration::from_secs(60),
+            grace_period: Duration::from_secs(30),
+            ..test_config()
+        },
+        pki.server_tls(),
+    )
+    .await;
+    let handle = running.handle();
+    let _stalled = TcpStream::connect(running.local_addr()).await.unwrap();
+    eventually("the connection is accepted", || {
+        handle.connection_count() == 1
+    })
+    .await;
+    handle.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), running.wait())
+        .await
+        .expect("the server stops without waiting for the handshake")
+        .unwrap();
+    assert_eq!(handle.connection_count(), 0);
+}
+
+#[tokio::test]
 async fn a_plain_client_on_the_tls_port_is_closed_promptly() {
     let pki = Pki::new("plain-on-tls");
     // A long timeout: the close must come from the protocol error, not from it.

@@ -411,6 +411,21 @@ impl ServerHandle {
     /// How many connections the server holds right now: its sessions, the
     /// connections still in their TLS handshake, and those closing (at most
     /// `max_connections`; refused connections are not counted).
+    ///
+    /// ```
+    /// # use asyncapy::{Client, Config, Packet, Server};
+    /// # async fn echo(c: Client, p: Packet) { let _ = c.send(&p).await; }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), asyncapy::ServerError> {
+    /// let mut server = Server::new(Config { port: 0, ..Config::default() });
+    /// server.register_handler(echo);
+    /// let running = server.bind().await?;
+    /// let handle = running.handle();
+    /// assert_eq!((handle.connection_count(), handle.session_count()), (0, 0));
+    /// # handle.shutdown();
+    /// # running.wait().await
+    /// # }
+    /// ```
     pub fn connection_count(&self) -> usize {
         self.max_connections
             .saturating_sub(self.permits.available_permits())
