@@ -57,6 +57,10 @@ pub(crate) struct ServeArgs {
     datefmt: Option<String>,
     /// Answer only packets whose field FIELD holds a live API key of --keys;
     /// others get ERR_NO_HANDLER.
+    /// Answer each packet after this many milliseconds (simulated handler
+    /// work, for testing and benchmarking slow handlers).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    delay: u64,
     #[arg(long, value_name = "FIELD", requires = "keys")]
     require_key: Option<String>,
     #[command(flatten)]
@@ -116,7 +120,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         server.tls(self_signed.tls.clone());
     }
     let runtime = asyncapy::server::runtime(workers).context("cannot start the runtime")?;
-    let route = server.register_handler(echo);
+    let route = match args.delay {
+        0 => server.register_handler(echo),
+        ms => {
+            // Simulated handler work, for tests and benchmarks of slow handlers.
+            let delay = std::time::Duration::from_millis(ms);
+            server.register_handler(move |client: Client, packet: Packet| async move {
+                tokio::time::sleep(delay).await;
+                client.send(&packet).await
+            })
+        }
+    };
     if let Some(field) = &args.require_key {
         let store = runtime.block_on(args.keys.open())?;
         let factory = asyncapy::keys::ApiKeyFactory::from_arc(store);

@@ -99,3 +99,73 @@ fn a_port_in_use_fails_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn sigterm_under_load_answers_every_request_in_flight_then_exits_zero() {
+    // Each request takes 500 ms in the handler.
+    let (mut child, addr) = start(&[
+        "--delay",
+        "500",
+        "--grace-period",
+        "5",
+        "--logging-level",
+        "30",
+    ]);
+    let pid = child.id();
+    let base_fds = open_fds(pid);
+    let mut clients = Vec::new();
+    for i in 0..100 {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let payload = format!("{{\"i\": {i}}}");
+        let mut frame = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&[0x16, 0x00]);
+        frame.extend_from_slice(payload.as_bytes());
+        stream.write_all(&frame).unwrap();
+        clients.push((stream, frame));
+    }
+    // Every connection accepted by the server (its descriptors show them).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while open_fds(pid) < base_fds + 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server accepted the connections"
+        );
+        std::thread::yield_now();
+    }
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // New connections are refused once the listener is closed.
+    let refused_deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(&addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < refused_deadline,
+            "still accepting"
+        );
+        std::thread::yield_now();
+    }
+    // Every request in flight is answered with its echo.
+    for (stream, frame) in &mut clients {
+        let mut reply = vec![0u8; frame.len()];
+        stream.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, frame);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "exited within the grace period"
+    );
+}

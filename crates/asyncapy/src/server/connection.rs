@@ -19,7 +19,7 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{ready, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use asyncaproto::{Encoding, ErrorCode};
@@ -148,30 +148,33 @@ impl<T: Transport> Connection<T> {
             self.state.shutdown();
         }
         poll_fn(|cx| {
-            if let Poll::Ready(signal) = self.state.poll_signal(cx) {
-                return Poll::Ready(match signal {
-                    Signal::Abort => Wake::Abort,
-                    Signal::Close => Wake::Closed,
-                    Signal::Shutdown => Wake::Shutdown,
-                });
+            // Input already sent is read before a shutdown is acted on: packets
+            // a client sent before the shutdown are in flight, and get answered.
+            let signal = self.state.poll_signal(cx);
+            match signal {
+                Poll::Ready(Signal::Abort) => return Poll::Ready(Wake::Abort),
+                Poll::Ready(Signal::Close) => return Poll::Ready(Wake::Closed),
+                Poll::Ready(Signal::Shutdown) | Poll::Pending => {}
+            }
+            if let Poll::Ready(read) =
+                poll_read_more(&mut self.stream, &mut self.rbuf, self.read_size, cx)
+            {
+                if let Ok(n) = read {
+                    // A read that filled all the room there was: more is probably
+                    // waiting, so read more at a time (up to MAX_READ_SIZE).
+                    if n >= self.read_size {
+                        self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+                    }
+                }
+                return Poll::Ready(Wake::Input(read));
+            }
+            if signal.is_ready() {
+                return Poll::Ready(Wake::Shutdown);
             }
             if self.deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wake::Deadline);
             }
-            let read = ready!(poll_read_more(
-                &mut self.stream,
-                &mut self.rbuf,
-                self.read_size,
-                cx
-            ));
-            if let Ok(n) = read {
-                // A read that filled all the room there was: more is probably
-                // waiting, so read more at a time (up to MAX_READ_SIZE).
-                if n >= self.read_size {
-                    self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
-                }
-            }
-            Poll::Ready(Wake::Input(read))
+            Poll::Pending
         })
         .await
     }
