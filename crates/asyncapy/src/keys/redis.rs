@@ -142,9 +142,13 @@ impl RedisKeyStoreBuilder {
     pub fn connect_lazy(self) -> Result<RedisKeyStore, KeyStoreError> {
         let client = Client::open(self.url.as_str()).map_err(KeyStoreError::backend)?;
         let address = client.get_connection_info().addr().to_string();
+        // redis-rs's own timeouts bound the background reconnects; they sit
+        // a little past ours so that an operation always ends on ours, as a
+        // `KeyStoreError::Timeout`.
+        let internal = self.timeout + Duration::from_millis(250);
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            .set_connection_timeout(Some(internal))
+            .set_response_timeout(Some(internal))
             // Reconnect attempts are cheap and quick: an operation waits for
             // one at most, within its own timeout.
             .set_number_of_retries(1)
