@@ -70,10 +70,13 @@
 //!   a live key. No store compares a guess with stored keys character by
 //!   character: each looks up a digest of the guess (SHA-256 in the persistent
 //!   stores; a 128-bit SipHash keyed with a per-store random secret in
-//!   [`MemoryKeyStore`]), and confirms a hit with a constant-time comparison
-//!   (`subtle`). The time a lookup takes depends only on that digest, which
-//!   is unrelated to how many characters a guess shares with a live key, so
-//!   timing cannot be used to grow a guess character by character.
+//!   [`MemoryKeyStore`]). Where a store then compares secrets, it does so in
+//!   constant time (`subtle`): the memory store the key it found with the
+//!   guess, SQLite the digest it found with the guess's; Redis compares
+//!   nothing (the digest is the name of the Redis key). The time a lookup
+//!   takes depends only on the digest, which is unrelated to how many
+//!   characters a guess shares with a live key, so timing cannot be used to
+//!   grow a guess character by character.
 //! * **A stolen database or Redis dump.** Persistent stores keep SHA-256
 //!   digests, never keys, so a copy of the data holds no usable key. The
 //!   digest is unsalted on purpose (lookups need it deterministic); that is
