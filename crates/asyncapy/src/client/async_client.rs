@@ -150,20 +150,9 @@ impl AsyncClient {
         let codec = self.config.codec()?;
         self.connection = None;
         #[cfg(not(feature = "tls"))]
-        if self.config.tls.is_some() {
-            return Err(ClientError::TlsUnavailable);
-        }
+        super::refuse_tls(&self.config)?;
         #[cfg(feature = "tls")]
-        let tls = match &self.config.tls {
-            Some(options) => {
-                let config = match &self.tls {
-                    Some(config) => config.clone(),
-                    None => self.tls.insert(crate::tls::client_config(options)?).clone(),
-                };
-                Some((config, crate::tls::server_name(options, host)?))
-            }
-            None => None,
-        };
+        let tls = super::tls_target(&self.config, &mut self.tls, host)?;
         let addr = format!("{host}:{port}");
         let timeout = self.config.timeout;
         let stream = self

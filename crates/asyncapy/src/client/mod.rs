@@ -160,6 +160,43 @@ fn looks_like_tls(bytes: &[u8]) -> bool {
     matches!(bytes, [0x15 | 0x16, 0x03, 0x00..=0x04, ..])
 }
 
+/// Without the `tls` feature, a configuration asking for TLS cannot connect.
+#[cfg(not(feature = "tls"))]
+fn refuse_tls(config: &ClientConfig) -> Result<(), ClientError> {
+    match config.tls {
+        Some(_) => Err(ClientError::TlsUnavailable),
+        None => Ok(()),
+    }
+}
+
+/// What a TLS connection to `host` needs: the client's rustls configuration
+/// (built on first use and kept in `cache`) and the name the server's
+/// certificate must carry; `None` when the client does not use TLS.
+#[cfg(feature = "tls")]
+fn tls_target(
+    config: &ClientConfig,
+    cache: &mut Option<std::sync::Arc<crate::tls::rustls::ClientConfig>>,
+    host: &str,
+) -> Result<
+    Option<(
+        std::sync::Arc<crate::tls::rustls::ClientConfig>,
+        crate::tls::rustls::pki_types::ServerName<'static>,
+    )>,
+    ClientError,
+> {
+    let Some(options) = &config.tls else {
+        return Ok(None);
+    };
+    let rustls_config = match cache {
+        Some(cached) => cached.clone(),
+        None => cache.insert(crate::tls::client_config(options)?).clone(),
+    };
+    Ok(Some((
+        rustls_config,
+        crate::tls::server_name(options, host)?,
+    )))
+}
+
 /// The error for a stream that ended with `buffered` bytes of an unfinished frame.
 fn closed(buffered: usize) -> ClientError {
     if buffered == 0 {
