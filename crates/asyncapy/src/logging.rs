@@ -124,19 +124,33 @@ enum Piece {
 #[derive(Debug, Clone)]
 pub struct PythonFormat {
     pieces: Vec<Piece>,
-    datefmt: String,
+    /// `datefmt`, parsed once.
+    datefmt: Vec<Item<'static>>,
+    /// Whether a piece is `%(asctime)`: the date is rendered once per line.
+    uses_asctime: bool,
     started: Instant,
 }
 
 impl PythonFormat {
     /// Parses `format` (Python `%`-style) and checks `datefmt` (strftime).
     pub fn new(format: &str, datefmt: &str) -> Result<PythonFormat, FormatError> {
-        if StrftimeItems::new(datefmt).any(|item| matches!(item, Item::Error)) {
-            return Err(FormatError::DateFormat(datefmt.to_owned()));
-        }
+        let date_items = StrftimeItems::new(datefmt)
+            .parse_to_owned()
+            .map_err(|_| FormatError::DateFormat(datefmt.to_owned()))?;
+        let pieces = parse_format(format)?;
+        let uses_asctime = pieces.iter().any(|piece| {
+            matches!(
+                piece,
+                Piece::Field {
+                    attr: Attr::AscTime,
+                    ..
+                }
+            )
+        });
         Ok(PythonFormat {
-            pieces: parse_format(format)?,
-            datefmt: datefmt.to_owned(),
+            pieces,
+            datefmt: date_items,
+            uses_asctime,
             started: Instant::now(),
         })
     }
@@ -304,6 +318,15 @@ where
 
         let (levelname, levelno) = level_name(meta.level());
         let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        // Like Python's `Formatter`, the date is rendered once per record,
+        // however many times the format shows it.
+        let mut asctime = String::new();
+        if self.uses_asctime {
+            let local: DateTime<Local> = now.into();
+            let _ = write!(asctime, "{}", local.format_with_items(self.datefmt.iter()));
+        }
+        // One scratch buffer for the fields that need formatting first.
+        let mut scratch = String::new();
         for piece in &self.pieces {
             let (attr, left, zero, width, precision, conversion) = match piece {
                 Piece::Literal(text) => {
@@ -319,13 +342,8 @@ where
                     conversion,
                 } => (*attr, *left, *zero, *width, *precision, *conversion),
             };
-            let mut text = String::new();
+            scratch.clear();
             let number: Option<f64> = match attr {
-                Attr::AscTime => {
-                    let local: DateTime<Local> = now.into();
-                    let _ = write!(text, "{}", local.format(&self.datefmt));
-                    None
-                }
                 Attr::Created => Some(since_epoch.as_secs_f64()),
                 Attr::Msecs => Some(f64::from(since_epoch.subsec_millis())),
                 Attr::RelativeCreated => Some(self.started.elapsed().as_secs_f64() * 1000.0),
@@ -333,82 +351,71 @@ where
                 Attr::LineNo => Some(f64::from(meta.line().unwrap_or(0))),
                 Attr::Process => Some(f64::from(std::process::id())),
                 Attr::Thread => {
-                    let _ = write!(text, "{:?}", std::thread::current().id());
+                    let _ = write!(scratch, "{:?}", std::thread::current().id());
                     None
                 }
                 Attr::ThreadName => {
-                    text.push_str(std::thread::current().name().unwrap_or("MainThread"));
+                    scratch.push_str(std::thread::current().name().unwrap_or("MainThread"));
                     None
                 }
-                Attr::ProcessName => {
-                    text.push_str("MainProcess");
-                    None
-                }
-                Attr::LevelName => {
-                    text.push_str(levelname);
-                    None
-                }
-                Attr::Message => {
-                    text.push_str(&message);
-                    None
-                }
-                Attr::Name => {
-                    text.push_str(meta.target());
-                    None
-                }
-                Attr::Module => {
-                    text.push_str(meta.module_path().unwrap_or("?"));
-                    None
-                }
-                Attr::PathName => {
-                    text.push_str(meta.file().unwrap_or("?"));
-                    None
-                }
+                _ => None,
+            };
+            let text: &str = match attr {
+                Attr::AscTime => &asctime,
+                Attr::ProcessName => "MainProcess",
+                Attr::LevelName => levelname,
+                Attr::Message => &message,
+                Attr::Name => meta.target(),
+                Attr::Module => meta.module_path().unwrap_or("?"),
+                Attr::PathName => meta.file().unwrap_or("?"),
                 Attr::FileName => {
                     let file = meta.file().unwrap_or("?");
-                    text.push_str(file.rsplit(['/', '\\']).next().unwrap_or(file));
-                    None
+                    file.rsplit(['/', '\\']).next().unwrap_or(file)
                 }
-                Attr::FuncName => {
-                    text.push('?');
-                    None
+                Attr::FuncName => "?",
+                _ => {
+                    if let Some(n) = number {
+                        match (conversion, precision) {
+                            ('f', p) => {
+                                let _ = write!(scratch, "{n:.*}", p.unwrap_or(6));
+                            }
+                            ('d' | 'i', _) => {
+                                let _ = write!(scratch, "{}", n as i64);
+                            }
+                            (_, _)
+                                if n.fract() == 0.0
+                                    && !matches!(attr, Attr::Created | Attr::RelativeCreated) =>
+                            {
+                                let _ = write!(scratch, "{}", n as i64);
+                            }
+                            _ => {
+                                let _ = write!(scratch, "{n}");
+                            }
+                        }
+                    }
+                    &scratch
                 }
             };
-            if let Some(n) = number {
-                match (conversion, precision) {
-                    ('f', p) => {
-                        let _ = write!(text, "{n:.*}", p.unwrap_or(6));
-                    }
-                    ('d' | 'i', _) => {
-                        let _ = write!(text, "{}", n as i64);
-                    }
-                    (_, _)
-                        if n.fract() == 0.0
-                            && !matches!(attr, Attr::Created | Attr::RelativeCreated) =>
-                    {
-                        let _ = write!(text, "{}", n as i64);
-                    }
-                    _ => {
-                        let _ = write!(text, "{n}");
-                    }
-                }
-            } else if let (Some(p), 's') = (precision, conversion) {
-                if let Some((cut, _)) = text.char_indices().nth(p) {
-                    text.truncate(cut);
-                }
-            }
-            let len = text.chars().count();
+            // `%.Ns` keeps the first N characters of a text.
+            let text = match (number, precision, conversion) {
+                (None, Some(p), 's') => match text.char_indices().nth(p) {
+                    Some((cut, _)) => &text[..cut],
+                    None => text,
+                },
+                _ => text,
+            };
+            let len = if width == 0 { 0 } else { text.chars().count() };
             if len >= width {
-                writer.write_str(&text)?;
+                writer.write_str(text)?;
             } else if left {
-                writer.write_str(&text)?;
+                writer.write_str(text)?;
                 write!(writer, "{:1$}", "", width - len)?;
             } else {
                 let pad = if zero && number.is_some() { '0' } else { ' ' };
                 for _ in 0..width - len {
                     writer.write_char(pad)?;
                 }
-                writer.write_str(&text)?;
+                writer.write_str(text)?;
             }
         }
         writeln!(writer)
@@ -504,6 +511,42 @@ mod tests {
             },
         );
         assert_eq!(out, "WARNING | 30|W|100%\n");
+    }
+
+    #[test]
+    fn the_date_is_rendered_once_per_line() {
+        // Nanoseconds would differ between two renderings of the clock.
+        let out = render(
+            "%(asctime)s|%(asctime)-40s|%(asctime).2s",
+            "%H%M%S%.9f",
+            || {
+                tracing::info!("x");
+            },
+        );
+        let line = out.trim_end_matches('\n');
+        let parts: Vec<&str> = line.split('|').collect();
+        assert_eq!(parts.len(), 3, "{line:?}");
+        assert_eq!(parts[0].len(), 16, "{line:?}");
+        assert_eq!(parts[1].trim_end(), parts[0]);
+        assert_eq!(parts[1].len(), 40);
+        assert_eq!(parts[2], &parts[0][..2]);
+    }
+
+    #[test]
+    fn numbers_and_texts_with_widths() {
+        let out = render(
+            "%(levelno)05d|%(levelname)8s|%(lineno)-4d|%(funcName)s|%(processName).4s",
+            "%H",
+            || {
+                tracing::error!("x");
+            },
+        );
+        let parts: Vec<&str> = out.trim_end().split('|').collect();
+        assert_eq!(parts[0], "00040");
+        assert_eq!(parts[1], "   ERROR");
+        assert_eq!(parts[2].len(), 4);
+        assert!(parts[2].trim_end().parse::<u32>().is_ok(), "{out:?}");
+        assert_eq!(&parts[3..], ["?", "Main"]);
     }
 
     #[test]
