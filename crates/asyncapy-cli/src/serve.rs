@@ -55,12 +55,21 @@ pub(crate) struct ServeArgs {
     /// strftime format of %(asctime)s (default "%d/%m/%Y %H:%M:%S %p").
     #[arg(long)]
     datefmt: Option<String>,
-    /// Answer only packets whose field FIELD holds a live API key of --keys;
-    /// others get ERR_NO_HANDLER.
+    /// Every connection starts with a PROXY protocol header (v1 or v2, as
+    /// HAProxy and cloud load balancers send): the client it names is the
+    /// session's peer. Connections without one are closed.
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// With --proxy-protocol: the proxies' addresses or CIDR ranges,
+    /// comma-separated; connections from anywhere else are closed (default: any).
+    #[arg(long, value_name = "LIST")]
+    proxy_trusted: Option<String>,
     /// Answer each packet after this many milliseconds (simulated handler
     /// work, for testing and benchmarking slow handlers).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     delay: u64,
+    /// Answer only packets whose field FIELD holds a live API key of --keys;
+    /// others get ERR_NO_HANDLER.
     #[arg(long, value_name = "FIELD", requires = "keys")]
     require_key: Option<String>,
     #[command(flatten)]
@@ -91,6 +100,7 @@ impl ServeArgs {
             ("logging_level", &self.logging_level),
             ("console_format", &self.console_format),
             ("datefmt", &self.datefmt),
+            ("proxy_trusted", &self.proxy_trusted),
         ];
         for (key, value) in flags {
             if let Some(value) = value {
@@ -98,6 +108,9 @@ impl ServeArgs {
                     .set(key, value)
                     .with_context(|| format!("--{}", key.replace('_', "-")))?;
             }
+        }
+        if self.proxy_protocol {
+            config.proxy_protocol = true;
         }
         let self_signed = self.tls.apply(&mut config)?;
         config.validate()?;

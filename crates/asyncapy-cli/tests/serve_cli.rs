@@ -71,6 +71,62 @@ fn serves_echo_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn behind_a_proxy_the_log_names_the_client_and_the_proxy() {
+    let (mut child, addr) = start(&["--proxy-protocol", "--proxy-trusted", "127.0.0.0/8, ::1"]);
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 8081\r\n\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}")
+        .unwrap();
+    let mut reply = [0u8; 20];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}");
+    drop(stream);
+    // Without a header: closed unanswered.
+    let mut plain = TcpStream::connect(&addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain
+        .write_all(b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = plain.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(terminate(&mut child).success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("New session started from 203.0.113.7:51234 (through the proxy at 127.0.0.1:"),
+        "{log}"
+    );
+    assert!(log.contains("no PROXY protocol header"), "{log}");
+}
+
+#[test]
+fn proxy_trusted_without_proxy_protocol_is_refused() {
+    let output = asyncapy()
+        .args(["serve", "--proxy-trusted", "10.0.0.0/8", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "proxy_trusted: invalid value \"10.0.0.0/8\": is only used with proxy_protocol = true"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bad_options_fail_with_a_message_naming_the_key() {
     let output = asyncapy()
         .args(["serve", "--header-size", "9", "--port", "0"])

@@ -21,6 +21,8 @@
 //! | `tls_cert` | none | PEM file of the server's certificate chain (leaf first): serve TLS (feature `tls`) |
 //! | `tls_key` | none | PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1); goes with `tls_cert` |
 //! | `tls_client_ca` | none | PEM file of the CAs that sign client certificates: when set, every client must present one |
+//! | `proxy_protocol` | `false` | every connection starts with a PROXY protocol header (v1 or v2) naming the real client (see [`crate::proxy`]) |
+//! | `proxy_trusted` | any | with `proxy_protocol`: the proxies' addresses or ranges (`10.0.0.0/8, ::1`); connections from elsewhere are closed |
 //!
 //! The TLS files are read and checked by [`Config::validate`] (a missing, unreadable or
 //! mismatched file is an error naming its key); relative paths are relative to the
@@ -44,13 +46,14 @@ use std::time::Duration;
 
 use asyncaproto::{ByteOrder, Encoding, FrameConfig};
 
+use crate::filters::IpNet;
 use crate::ini::{Ini, IniError};
 
 /// The section of an AsyncAPY INI file that holds the server options.
 pub const INI_SECTION: &str = "AsyncAPY";
 
 /// Every key the `[AsyncAPY]` section may hold.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 21] = [
     "addr",
     "port",
     "buf",
@@ -69,6 +72,8 @@ pub const KEYS: [&str; 19] = [
     "tls_cert",
     "tls_key",
     "tls_client_ca",
+    "proxy_protocol",
+    "proxy_trusted",
     "config",
 ];
 
@@ -157,6 +162,13 @@ pub struct Config {
     /// PEM file of the CAs whose client certificates are accepted: when set,
     /// clients must present a certificate signed by one of them.
     pub tls_client_ca: Option<PathBuf>,
+    /// Whether every connection starts with a PROXY protocol header (v1 or
+    /// v2) naming the client the proxy speaks for; see [`crate::proxy`].
+    pub proxy_protocol: bool,
+    /// With [`Config::proxy_protocol`]: the addresses or ranges the proxies
+    /// connect from. A connection from anywhere else is closed unread. Empty:
+    /// any source (put the server where only the proxy can reach it).
+    pub proxy_trusted: Vec<IpNet>,
     /// The INI file this configuration was loaded from, if any.
     pub config: Option<PathBuf>,
 }
@@ -182,6 +194,8 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            proxy_protocol: false,
+            proxy_trusted: Vec::new(),
             config: None,
         }
     }
@@ -261,6 +275,15 @@ fn parse_seconds(key: &'static str, value: &str) -> Result<Duration, ConfigError
         return Err(invalid(key, value, "must be a positive number of seconds"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A boolean as Python's configparser reads one.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 fn parse_int<T: std::str::FromStr>(
@@ -413,6 +436,25 @@ impl Config {
             "tls_cert" => self.tls_cert = Some(PathBuf::from(value.trim())),
             "tls_key" => self.tls_key = Some(PathBuf::from(value.trim())),
             "tls_client_ca" => self.tls_client_ca = Some(PathBuf::from(value.trim())),
+            "proxy_protocol" => {
+                self.proxy_protocol = parse_bool(value).ok_or_else(|| {
+                    invalid(key, value, "must be true or false (yes/no, on/off, 1/0)")
+                })?
+            }
+            "proxy_trusted" => {
+                self.proxy_trusted = value
+                    .split([',', ' ', '\t', '\n'])
+                    .filter(|entry| !entry.is_empty())
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        invalid(
+                            key,
+                            value,
+                            "must be IP addresses or CIDR ranges, separated by commas",
+                        )
+                    })?
+            }
             "config" => self.config = Some(PathBuf::from(value.trim())),
             _ => unreachable!("every key of KEYS is handled"),
         }
@@ -461,6 +503,18 @@ impl Config {
                 "timeout",
                 "0",
                 "must be a positive number of seconds",
+            ));
+        }
+        if !self.proxy_trusted.is_empty() && !self.proxy_protocol {
+            return Err(invalid(
+                "proxy_trusted",
+                &self
+                    .proxy_trusted
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "is only used with proxy_protocol = true",
             ));
         }
         self.validate_tls()

@@ -64,6 +64,7 @@ pub mod ini;
 pub mod keys;
 pub mod logging;
 pub mod packet;
+pub mod proxy;
 pub mod server;
 pub mod session;
 #[cfg(feature = "tls")]

@@ -79,6 +79,11 @@ impl SessionState {
         self.id
     }
 
+    /// The client's address: the socket's peer, or the client a PROXY header named.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
     /// The session's encoding, once its first packet has set it.
     pub(crate) fn encoding(&self) -> Option<Encoding> {
         Encoding::from_byte(self.encoding.load(Ordering::Relaxed))
@@ -192,7 +197,10 @@ impl Client {
         Client { state }
     }
 
-    /// The client's address (IP and port) as the server's socket sees it.
+    /// The client's address (IP and port): the socket's peer, or behind a
+    /// proxy speaking the PROXY protocol
+    /// ([`Config::proxy_protocol`](crate::Config::proxy_protocol)), the client
+    /// its header named.
     pub fn peer_addr(&self) -> SocketAddr {
         self.state.peer
     }

@@ -134,3 +134,29 @@ fn ini_reference_count_is_bounded() {
     // 8 + 64 are fine.
     assert_eq!(ini.get("s", "b").unwrap().as_deref(), Some(""));
 }
+
+/// Fuzz target `proxy` (assertion): a byte that can never be part of a header
+/// (a bare `\n`, a NUL) was refused as soon as it arrived, but after `UNKNOWN`
+/// anything may precede the `\r\n`: the prefix was refused while the whole
+/// line was a header. Now a line is judged at its `\r\n` (or its 107th byte).
+#[test]
+fn proxy_v1_lines_are_judged_whole() {
+    use asyncapy::proxy::{parse, ProxyError};
+    let whole = b"PROXY UNKNOWN \x01\x00\x00\x00\x00\x00\x00\x00ffff::2 1 2\r\n";
+    let (header, len) = parse(whole).unwrap().unwrap();
+    assert_eq!((header.source, len), (None, whole.len()));
+    for cut in 0..whole.len() {
+        assert_eq!(parse(&whole[..cut]), Ok(None), "prefix of {cut}");
+    }
+    // An early bare newline: more bytes may still end the line as UNKNOWN...
+    let start = b"PROXY UNKNOWN ffff::1 ffff\r ::12 2\n";
+    assert_eq!(parse(start), Ok(None));
+    let mut more = start.to_vec();
+    more.extend_from_slice(b" 1 2\r\n");
+    assert_eq!(parse(&more).unwrap().unwrap().1, more.len());
+    // ...and for TCP4 it is an error once the line ends.
+    assert!(matches!(
+        parse(b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\n\r\n"),
+        Err(ProxyError::V1Malformed(_))
+    ));
+}

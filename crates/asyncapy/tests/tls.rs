@@ -847,3 +847,91 @@ async fn the_original_python_client_with_tls_talks_to_our_server() {
     );
     no_connections_left(&running.handle()).await;
 }
+
+// ---------------------------------------------------------------------------
+// TLS behind a proxy: the PROXY header comes first, in the clear
+
+/// A TLS server behind a proxy that answers with the peer it sees.
+async fn start_tls_whoami(pki: &Pki) -> RunningServer {
+    let mut server = Server::new(Config {
+        proxy_protocol: true,
+        ..test_config()
+    });
+    server.register_handler(
+        |client: asyncapy::Client, _packet: asyncapy::Packet| async move {
+            let mut reply = asyncapy::asyncaproto::Map::new();
+            reply.insert("peer", Value::from(client.peer_addr().to_string()));
+            client.send(&reply).await
+        },
+    );
+    server.tls(pki.server_tls());
+    server.bind().await.unwrap()
+}
+
+#[tokio::test]
+async fn tls_behind_a_proxy_sees_the_client_the_header_names() {
+    use asyncapy::proxy::{ProxyHeader, Version};
+    let pki = Pki::new("proxy");
+    let running = start_tls_whoami(&pki).await;
+    let header = ProxyHeader::proxied(
+        "203.0.113.7:51234".parse().unwrap(),
+        "192.0.2.1:1500".parse().unwrap(),
+    );
+    for version in [Version::V1, Version::V2] {
+        let config = pki.client().proxy_header(header.version(version));
+        let mut client = AsyncClient::connect_to("127.0.0.1", running.local_addr().port(), config)
+            .await
+            .unwrap();
+        let reply = client.request(&sample()).await.unwrap();
+        assert_eq!(reply["peer"].as_str(), Some("203.0.113.7:51234"));
+    }
+}
+
+/// A proxy often sends the header and the client's first bytes (here, the
+/// TLS ClientHello) in one segment: the server must hand those bytes to TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hello_in_the_same_write_as_the_header_is_not_lost() {
+    use asyncapy::proxy::ProxyHeader;
+    use asyncapy::tls::rustls;
+    use std::io::{Read, Write};
+
+    let pki = Pki::new("proxy-early");
+    let running = start_tls_whoami(&pki).await;
+    let port = running.local_addr().port();
+    let options = TlsOptions::new().ca_file(&pki.ca_file);
+    let reply = tokio::task::spawn_blocking(move || {
+        let config = asyncapy::tls::client_config(&options).unwrap();
+        let name = asyncapy::tls::server_name(&options, "localhost").unwrap();
+        let mut tls = rustls::ClientConnection::new(config, name).unwrap();
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut first = ProxyHeader::proxied(
+            "[2001:db8::5]:5555".parse().unwrap(),
+            "[2001:db8::1]:1500".parse().unwrap(),
+        )
+        .to_bytes();
+        tls.write_tls(&mut first).unwrap(); // the ClientHello, after the header
+        sock.write_all(&first).unwrap();
+
+        let mut stream = rustls::Stream::new(&mut tls, &mut sock);
+        let codec = asyncapy::asyncaproto::FrameCodec::default();
+        let mut frame = bytes::BytesMut::new();
+        codec
+            .write_frame(Encoding::Json, &sample(), &mut frame)
+            .unwrap();
+        stream.write_all(&frame).unwrap();
+        let mut got = bytes::BytesMut::new();
+        loop {
+            if let Some(frame) = codec.decode_frame(&mut got).unwrap() {
+                return frame.encoding.decode(&frame.payload).unwrap();
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed before the reply");
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(reply["peer"].as_str(), Some("[2001:db8::5]:5555"));
+}

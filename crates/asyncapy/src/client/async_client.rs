@@ -155,12 +155,18 @@ impl AsyncClient {
         let tls = super::tls_target(&self.config, &mut self.tls, host)?;
         let addr = format!("{host}:{port}");
         let timeout = self.config.timeout;
+        let proxy_header = self.config.proxy_header;
         let stream = self
             .timed(async {
-                let tcp = TcpStream::connect(addr.as_str())
+                let mut tcp = TcpStream::connect(addr.as_str())
                     .await
                     .map_err(|e| ClientError::connect(addr.clone(), e))?;
                 let _ = tcp.set_nodelay(true);
+                if let Some(header) = &proxy_header {
+                    tcp.write_all(&header.to_bytes())
+                        .await
+                        .map_err(ClientError::Io)?;
+                }
                 #[cfg(feature = "tls")]
                 if let Some((config, name)) = tls {
                     let connector = crate::tls::tokio_rustls::TlsConnector::from(config);

@@ -174,6 +174,11 @@ impl BlockingClient {
             .set_read_timeout(self.config.timeout)
             .and_then(|()| stream.set_write_timeout(self.config.timeout))
             .map_err(ClientError::Io)?;
+        if let Some(header) = &self.config.proxy_header {
+            (&stream)
+                .write_all(&header.to_bytes())
+                .map_err(ClientError::Io)?;
+        }
         #[cfg(feature = "tls")]
         let stream = match tls {
             Some((config, name)) => Stream::Tls(Box::new(self.handshake(config, name, stream)?)),

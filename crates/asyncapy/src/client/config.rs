@@ -7,6 +7,7 @@ use asyncaproto::frame::DEFAULT_MAX_PACKET_SIZE;
 use asyncaproto::{ByteOrder, Encoding, FrameCodec, FrameConfig};
 
 use super::ClientError;
+use crate::proxy::ProxyHeader;
 
 /// How a client frames, encodes and waits. Defaults: 4-byte big-endian
 /// Content-Length, JSON, a 60 s timeout, replies of at most 8 MiB, plain TCP.
@@ -31,6 +32,7 @@ pub struct ClientConfig {
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_packet_size: u64,
     pub(crate) tls: Option<TlsOptions>,
+    pub(crate) proxy_header: Option<ProxyHeader>,
 }
 
 impl Default for ClientConfig {
@@ -42,6 +44,7 @@ impl Default for ClientConfig {
             timeout: Some(Duration::from_secs(60)),
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             tls: None,
+            proxy_header: None,
         }
     }
 }
@@ -152,6 +155,24 @@ impl ClientConfig {
     /// Connect with TLS (see [`TlsOptions`]).
     pub fn tls(mut self, options: TlsOptions) -> ClientConfig {
         self.tls = Some(options);
+        self
+    }
+
+    /// Start every connection with this PROXY protocol header (before TLS),
+    /// as a proxy would: for clients that stand in for one, and for testing a
+    /// server behind one ([`Config::proxy_protocol`](crate::Config::proxy_protocol)).
+    ///
+    /// ```
+    /// use asyncapy::client::ClientConfig;
+    /// use asyncapy::proxy::{ProxyHeader, Version};
+    ///
+    /// let header = ProxyHeader::proxied("203.0.113.7:51234".parse()?, "10.0.0.1:1500".parse()?);
+    /// let config = ClientConfig::new().proxy_header(header.version(Version::V2));
+    /// # let _ = config;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy_header(mut self, header: ProxyHeader) -> ClientConfig {
+        self.proxy_header = Some(header);
         self
     }
 

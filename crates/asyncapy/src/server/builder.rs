@@ -6,6 +6,7 @@ use std::time::Duration;
 use asyncaproto::ByteOrder;
 
 use crate::config::{Config, ConfigError, LogLevel};
+use crate::filters::IpNet;
 use crate::server::Server;
 
 /// Builds a [`Server`] option by option; [`ServerBuilder::build`] validates.
@@ -120,6 +121,29 @@ impl ServerBuilder {
         /// How long in-flight packets may run on at shutdown (default 10 s).
         grace_period: Duration
     );
+
+    setter!(
+        /// Whether every connection starts with a PROXY protocol header
+        /// naming the real client (default off); see [`crate::proxy`].
+        proxy_protocol: bool
+    );
+
+    /// With [`ServerBuilder::proxy_protocol`]: the addresses or ranges the
+    /// proxies connect from; connections from elsewhere are closed unread.
+    ///
+    /// ```
+    /// use asyncapy::filters::IpNet;
+    ///
+    /// let server = asyncapy::Server::builder()
+    ///     .proxy_protocol(true)
+    ///     .proxy_trusted(["10.0.0.0/8".parse::<IpNet>()?, "::1".parse()?])
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy_trusted(mut self, ranges: impl IntoIterator<Item = IpNet>) -> ServerBuilder {
+        self.config.proxy_trusted = ranges.into_iter().collect();
+        self
+    }
 
     /// Serves TLS with the certificate chain (leaf first) and the private key
     /// of these PEM files (feature `tls`). [`ServerBuilder::build`] reads and

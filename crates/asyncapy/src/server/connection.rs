@@ -26,6 +26,7 @@ use asyncaproto::{Encoding, ErrorCode};
 use bytes::BytesMut;
 use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{sleep_until, Instant, Sleep};
 use tracing::{debug, error, info, warn};
 
@@ -77,6 +78,8 @@ pub(crate) struct Connection<T: Transport> {
     /// The session's entry in the registry, dropped as soon as the session
     /// ends (before the lingering close).
     registered: Option<RegistryGuard>,
+    /// The connection's place under `max_connections`, held to the close.
+    _permit: OwnedSemaphorePermit,
     /// How much room each read gets: `buf` at first, doubled whenever a read
     /// fills it, up to [`MAX_READ_SIZE`].
     read_size: usize,
@@ -102,6 +105,8 @@ impl<T: Transport> Connection<T> {
         state: Arc<SessionState>,
         stream: T,
         registered: RegistryGuard,
+        early: BytesMut,
+        permit: OwnedSemaphorePermit,
     ) -> Self {
         let deadline = Box::pin(sleep_until(Instant::now() + ctx.config.timeout));
         Connection {
@@ -109,10 +114,11 @@ impl<T: Transport> Connection<T> {
             ctx,
             state,
             stream,
-            rbuf: BytesMut::new(),
+            rbuf: early,
             wbuf: BytesMut::new(),
             deadline,
             registered: Some(registered),
+            _permit: permit,
         }
     }
 
@@ -122,10 +128,19 @@ impl<T: Transport> Connection<T> {
     /// processing of a batch (decode, dispatch, write) lives in a box for the
     /// time it runs, so that an idle session costs as little memory as possible.
     pub(crate) async fn run(mut self) -> End {
-        let end = loop {
-            let wake = self.wait().await;
-            if let Some(end) = Box::pin(self.on_wake(wake)).await {
-                break end;
+        let end = 'session: {
+            // Bytes that arrived with a PROXY header are handled before any wait.
+            if !self.rbuf.is_empty() {
+                let wake = Wake::Input(Ok(self.rbuf.len()));
+                if let Some(end) = Box::pin(self.on_wake(wake)).await {
+                    break 'session end;
+                }
+            }
+            loop {
+                let wake = self.wait().await;
+                if let Some(end) = Box::pin(self.on_wake(wake)).await {
+                    break 'session end;
+                }
             }
         };
         // The session is over: it no longer counts against any limit.
@@ -134,6 +149,7 @@ impl<T: Transport> Connection<T> {
             End::ClientClosed | End::Truncated | End::Broken | End::Aborted => {}
             End::Closed | End::Failed(_) => Box::pin(self.linger()).await,
         }
+        info!("The connection was closed ({end:?})");
         end
     }
 
