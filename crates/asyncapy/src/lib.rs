@@ -67,6 +67,7 @@ pub mod packet;
 pub mod proxy;
 pub mod server;
 pub mod session;
+pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
 

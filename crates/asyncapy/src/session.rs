@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use asyncaproto::{Encoding, FrameCodec, FrameError, Map};
+use asyncaproto::{Encoding, ErrorCode, FrameCodec, FrameError, Map};
 use bytes::BytesMut;
 use std::task::{Context, Poll};
 
@@ -154,6 +154,16 @@ impl SessionState {
         } else {
             Poll::Pending
         }
+    }
+
+    /// Queues the failure reply `code` (after what handlers queued) and
+    /// closes the session, as the server does when a packet fails.
+    pub(crate) fn queue_failure(&self, code: ErrorCode, encoding: Encoding) {
+        self.close();
+        let mut payload = Vec::with_capacity(64);
+        code.write_payload(encoding, &mut payload);
+        // Failure payloads are under 64 bytes: they fit every Content-Length size.
+        let _ = self.codec.write_raw(encoding, &payload, &mut self.outbox());
     }
 
     fn send_map(&self, map: &Map, close: bool) -> Result<(), SendError> {

@@ -339,14 +339,7 @@ impl<T: Transport> Connection<T> {
 
     /// Writes what handlers queued, then the failure reply, and ends the session.
     async fn fail(&mut self, code: ErrorCode, encoding: Encoding) -> End {
-        self.state.close();
-        let mut payload = Vec::with_capacity(64);
-        code.write_payload(encoding, &mut payload);
-        // Failure payloads are under 64 bytes: they fit every Content-Length size.
-        let _ = self
-            .ctx
-            .codec
-            .write_raw(encoding, &payload, &mut self.state.outbox());
+        self.state.queue_failure(code, encoding);
         match self.flush().await {
             Ok(()) => End::Failed(code),
             Err(_) => End::Broken,
@@ -423,7 +416,7 @@ impl<T: Transport> Connection<T> {
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
     if let Some(s) = panic.downcast_ref::<&str>() {
         s
     } else if let Some(s) = panic.downcast_ref::<String>() {

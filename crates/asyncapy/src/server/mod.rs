@@ -21,7 +21,7 @@
 //! ```
 
 mod builder;
-mod connection;
+pub(crate) mod connection;
 mod listener;
 mod transport;
 
@@ -40,7 +40,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
-use crate::dispatch::{Dispatcher, Handler, HandlerError, HandlerFuture, IntoHandlerResult, Route};
+use crate::dispatch::{
+    Dispatched, Dispatcher, Handler, HandlerError, HandlerFuture, IntoHandlerResult, Route,
+};
+use crate::packet::Packet;
+use crate::session::Client;
 use crate::session::Registry;
 
 /// What the session tasks share.
@@ -221,6 +225,21 @@ impl Server {
     pub fn add_handler<H: Handler>(&mut self, handler: H) -> &mut Route {
         let name = short_type_name::<H>();
         self.dispatcher.add(name, Arc::new(handler))
+    }
+
+    /// Runs `packet` through the routes as a session would (groups in order,
+    /// first match per group), with a panic caught: for
+    /// [`TestSession::dispatch`](crate::testing::TestSession::dispatch).
+    pub(crate) async fn dispatch_packet(
+        &mut self,
+        client: &Client,
+        packet: Packet,
+    ) -> std::thread::Result<Result<Dispatched, HandlerError>> {
+        use futures_util::FutureExt as _;
+        self.dispatcher.freeze();
+        std::panic::AssertUnwindSafe(self.dispatcher.dispatch(client, packet))
+            .catch_unwind()
+            .await
     }
 
     /// Validates the configuration and binds the listener; the server then
