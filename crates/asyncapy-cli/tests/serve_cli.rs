@@ -43,20 +43,24 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     child.wait().unwrap()
 }
 
-#[test]
-fn serves_echo_and_stops_cleanly_on_sigterm() {
-    let (mut child, addr) = start(&["--timeout", "5"]);
-    let mut stream = TcpStream::connect(&addr).unwrap();
+/// `{"foo": "bar"}` in JSON, framed with the default 4-byte header.
+const FOO_BAR: &[u8] = b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}";
+
+/// Connects to `addr`, writes `bytes`, and returns all it reads until the
+/// server closes the connection or `reply_len` bytes have come.
+fn exchange(addr: &str, bytes: &[u8], reply_len: usize) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    stream
-        .write_all(b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}")
-        .unwrap();
-    let mut reply = [0u8; 20];
-    stream.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}");
-    drop(stream);
+    stream.write_all(bytes).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.take(reply_len as u64).read_to_end(&mut reply);
+    reply
+}
+
+/// Stops the server with SIGTERM, checks it exited 0, and returns its log.
+fn stop_and_log(mut child: Child) -> String {
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status}");
     let mut log = String::new();
@@ -66,43 +70,27 @@ fn serves_echo_and_stops_cleanly_on_sigterm() {
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();
+    log
+}
+
+#[test]
+fn serves_echo_and_stops_cleanly_on_sigterm() {
+    let (child, addr) = start(&["--timeout", "5"]);
+    assert_eq!(exchange(&addr, FOO_BAR, FOO_BAR.len()), FOO_BAR);
+    let log = stop_and_log(child);
     assert!(log.contains("[INFO] "), "{log}");
     assert!(log.contains("Server stopped"), "{log}");
 }
 
 #[test]
 fn behind_a_proxy_the_log_names_the_client_and_the_proxy() {
-    let (mut child, addr) = start(&["--proxy-protocol", "--proxy-trusted", "127.0.0.0/8, ::1"]);
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 8081\r\n\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}")
-        .unwrap();
-    let mut reply = [0u8; 20];
-    stream.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}");
-    drop(stream);
+    let (child, addr) = start(&["--proxy-protocol", "--proxy-trusted", "127.0.0.0/8, ::1"]);
+    let mut proxied = b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 8081\r\n".to_vec();
+    proxied.extend_from_slice(FOO_BAR);
+    assert_eq!(exchange(&addr, &proxied, FOO_BAR.len()), FOO_BAR);
     // Without a header: closed unanswered.
-    let mut plain = TcpStream::connect(&addr).unwrap();
-    plain
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    plain
-        .write_all(b"\x00\x00\x00\x10\x16\x00{\"foo\": \"bar\"}")
-        .unwrap();
-    let mut rest = Vec::new();
-    let _ = plain.read_to_end(&mut rest);
-    assert!(rest.is_empty(), "{rest:?}");
-    assert!(terminate(&mut child).success());
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    assert_eq!(exchange(&addr, FOO_BAR, 1024), b"");
+    let log = stop_and_log(child);
     assert!(
         log.contains("New session started from 203.0.113.7:51234 (through the proxy at 127.0.0.1:"),
         "{log}"

@@ -263,34 +263,55 @@ async fn accept_proxy(
         warn!("Connection from {peer} closed: not a trusted proxy (proxy_trusted)");
         return None;
     }
-    let read = tokio::time::timeout(limit, crate::proxy::read_header(stream));
+    let (header, early) = bounded(
+        ctx,
+        peer,
+        "PROXY header",
+        limit,
+        crate::proxy::read_header(stream),
+    )
+    .await?;
+    let client = header.source.unwrap_or(peer);
+    tracing::debug!(
+        "PROXY {:?} header from {peer}: client {client}",
+        header.version
+    );
+    Some((client, early))
+}
+
+/// Runs one step of a connection's start (`what`: its PROXY header, its TLS
+/// handshake) for at most `limit`, and not past the start of a shutdown. A
+/// failure, a timeout or the shutdown is logged with the peer's address, and
+/// the connection is dropped: nothing of it is kept.
+async fn bounded<T, E: std::fmt::Display>(
+    ctx: &ServerContext,
+    peer: SocketAddr,
+    what: &str,
+    limit: Duration,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
     tokio::select! {
         biased;
         () = ctx.shutdown.cancelled() => {
-            info!("PROXY header from {peer} abandoned: the server is shutting down");
+            info!("{what} from {peer} abandoned: the server is shutting down");
             None
         }
-        read = read => match read {
-            Ok(Ok((header, early))) => {
-                let client = header.source.unwrap_or(peer);
-                tracing::debug!("PROXY {:?} header from {peer}: client {client}", header.version);
-                Some((client, early))
-            }
+        done = tokio::time::timeout(limit, step) => match done {
+            Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {
-                warn!("Connection from {peer} closed: {e}");
+                info!("{what} from {peer} failed: {e}");
                 None
             }
             Err(_) => {
-                info!("Connection from {peer} closed: no whole PROXY header within {limit:?}");
+                info!("{what} from {peer} timed out after {limit:?}");
                 None
             }
         },
     }
 }
 
-/// Runs the server's side of a TLS handshake, for at most `limit` (and not
-/// past the start of a shutdown). A failure is logged with the peer's
-/// address and the connection dropped: nothing of it is kept.
+/// Runs the server's side of a TLS handshake, [`bounded`] by `limit` and
+/// the shutdown.
 #[cfg(feature = "tls")]
 async fn handshake(
     ctx: &ServerContext,
@@ -317,36 +338,17 @@ async fn handshake(
         }
     });
     if let Err(e) = fed {
-        info!("TLS handshake with {peer} failed: {e}");
+        info!("TLS handshake from {peer} failed: {e}");
         return None;
     }
-    let accept = tokio::time::timeout(limit, accept);
-    tokio::select! {
-        biased;
-        () = ctx.shutdown.cancelled() => {
-            info!("TLS handshake with {peer} abandoned: the server is shutting down");
-            None
-        }
-        accepted = accept => match accepted {
-            Ok(Ok(stream)) => {
-                let (_, tls) = stream.get_ref();
-                tracing::debug!(
-                    "TLS handshake with {peer} done: {:?}, {:?}",
-                    tls.protocol_version(),
-                    tls.negotiated_cipher_suite().map(|suite| suite.suite())
-                );
-                Some(stream)
-            }
-            Ok(Err(e)) => {
-                info!("TLS handshake with {peer} failed: {e}");
-                None
-            }
-            Err(_) => {
-                info!("TLS handshake with {peer} timed out after {limit:?}");
-                None
-            }
-        },
-    }
+    let stream = bounded(ctx, peer, "TLS handshake", limit, accept).await?;
+    let (_, tls) = stream.get_ref();
+    tracing::debug!(
+        "TLS handshake from {peer} done: {:?}, {:?}",
+        tls.protocol_version(),
+        tls.negotiated_cipher_suite().map(|suite| suite.suite())
+    );
+    Some(stream)
 }
 
 /// Refuses a connection over the connection cap with ERR_SERVER_BUSY; on a TLS
