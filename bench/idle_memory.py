@@ -3,7 +3,11 @@
 to it (10,000 by default), and report the growth of its resident set per
 connection.
 
-    bench/idle_memory.py [--server yardstick|serve] [--connections 10000]
+    bench/idle_memory.py [--server yardstick|serve|serve-proxy] [--connections 10000]
+
+With `serve-proxy` the server runs with `--proxy-protocol` and each connection
+first sends a PROXY v1 header naming a client of its own (the path of a server
+behind a load balancer), then idles.
 
 The server's RSS (VmRSS in /proc/PID/status) is read before the connections are
 opened and again once the server has accepted all of them (its count of open
@@ -26,6 +30,7 @@ BINARIES = {
     "yardstick": [os.path.join(ROOT, "target/release/examples/yardstick")],
     "serve": [os.path.join(ROOT, "target/release/asyncapy"), "serve"],
     "serve-quiet": [os.path.join(ROOT, "target/release/asyncapy"), "serve", "--logging-level", "30"],
+    "serve-proxy": [os.path.join(ROOT, "target/release/asyncapy"), "serve", "--proxy-protocol"],
 }
 
 
@@ -102,7 +107,12 @@ def main():
 
         while len(sockets) < args.connections:
             for _ in range(min(args.batch, args.connections - len(sockets))):
-                sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                if args.server == "serve-proxy":
+                    n = len(sockets)
+                    client = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+                    sock.sendall(f"PROXY TCP4 {client} 127.0.0.1 40000 {port}\r\n".encode())
+                sockets.append(sock)
             expected = fds_before + len(sockets)
             wait_until(lambda: fd_count(proc.pid) >= expected, 10, f"{expected} server fds")
 

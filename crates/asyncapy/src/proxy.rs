@@ -420,7 +420,13 @@ where
     let mut buf = BytesMut::with_capacity(256);
     loop {
         if let Some((header, len)) = parse(&buf)? {
-            let rest = buf.split_off(len);
+            // Nothing after the header (the usual case): keep no buffer, so
+            // that an idle session behind a proxy holds none.
+            let rest = if buf.len() == len {
+                BytesMut::new()
+            } else {
+                buf.split_off(len)
+            };
             return Ok((header, rest));
         }
         if buf.len() == buf.capacity() {
