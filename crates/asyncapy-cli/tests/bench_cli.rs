@@ -244,3 +244,70 @@ fn counts_closed_connections_and_fails() {
         + report["errors"]["reset"].as_u64().unwrap_or_default();
     assert_eq!(lost, 20, "{report}");
 }
+
+#[test]
+fn paces_requests_at_the_asked_rate() {
+    let addr = spawn_server(echo);
+    let (output, report) = bench(
+        addr,
+        &[
+            "-c", "4", "-p", "4", "--rate", "500", "-d", "2s", "--warmup", "0s",
+        ],
+    );
+    assert!(output.status.success(), "{report}");
+    assert_eq!(report["settings"]["rate"], 500.0, "{report}");
+    // 2 s at 500 req/s: 1,000 requests (a correct echo answers far faster).
+    let requests = report["requests"].as_u64().unwrap_or_default();
+    assert!((700..=1_010).contains(&requests), "{report}");
+}
+
+/// An echo that takes 20 ms over each request: at most 50 a second.
+fn slow_echo(stream: TcpStream) {
+    for_each_frame(stream, |stream, frame| {
+        thread::sleep(std::time::Duration::from_millis(20));
+        stream.write_all(frame).is_ok()
+    });
+}
+
+/// Asked for twice what the server can do, the paced run shows the backlog
+/// in its latency (counted from each request's scheduled time), where the
+/// unpaced run only sees the server's 20 ms.
+#[test]
+fn a_server_that_falls_behind_shows_in_paced_latency() {
+    let addr = spawn_server(slow_echo);
+    let unpaced = ["-c", "1", "-d", "1500ms", "--warmup", "0s"];
+    let (output, report) = bench(addr, &unpaced);
+    assert!(output.status.success(), "{report}");
+    let p99 = report["latency_us"]["p99"].as_u64().unwrap_or(u64::MAX);
+    assert!(p99 < 200_000, "{report}");
+
+    let paced = ["-c", "1", "--rate", "100", "-d", "1500ms", "--warmup", "0s"];
+    let (output, report) = bench(addr, &paced);
+    assert!(output.status.success(), "{report}");
+    let p90 = report["latency_us"]["p90"].as_u64().unwrap_or_default();
+    assert!(p90 > 300_000, "{report}");
+    let requests = report["requests"].as_u64().unwrap_or(u64::MAX);
+    assert!(requests <= 80, "at most ~50 a second: {report}");
+}
+
+#[test]
+fn bad_rates_are_refused_with_a_message() {
+    for (args, message) in [
+        (&["--rate", "0"][..], "is not a rate"),
+        (&["--rate=-3"][..], "is not a rate"),
+        (&["--rate", "fast"][..], "is not a rate"),
+        (
+            &["--rate", "5", "--mode", "per-request"][..],
+            "does not go with --mode per-request",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_asyncapy"))
+            .args(["bench", "--port", "9", "-n", "1"])
+            .args(args)
+            .output()
+            .expect("run asyncapy bench");
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}

@@ -169,6 +169,9 @@ pub(crate) struct Workload {
     /// flight (`pipeline` echoes), within [4 KiB, 64 KiB]. Sized to the load so
     /// that thousands of connections do not each hold 64 KiB.
     pub(crate) read_chunk: usize,
+    /// `--rate`: one request per connection every this long, instead of a new
+    /// request as soon as a reply comes.
+    pub(crate) pace: Option<Duration>,
 }
 
 impl Workload {
@@ -186,6 +189,39 @@ impl Workload {
             request,
             pipeline,
             mode,
+            pace: None,
+        }
+    }
+}
+
+/// With `--rate`: when a connection's requests are due. A request that fell
+/// due while the pipeline was full waited for the server: its latency counts
+/// from when it was due (no coordinated omission). One that waited only for
+/// this side's timer (which wakes up to a millisecond late) counts from its
+/// write. The schedule runs on through reconnects.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    interval: Duration,
+    next: Instant,
+    /// Since when the pipeline has been full, if it is.
+    full_since: Option<Instant>,
+}
+
+impl Pacer {
+    /// One request every `interval`, the first at `first`.
+    pub(crate) fn new(interval: Duration, first: Instant) -> Pacer {
+        Pacer {
+            interval,
+            next: first,
+            full_since: None,
+        }
+    }
+
+    /// When the request due at `due` counts from, sent at `now`.
+    fn start_of(&self, due: Instant, now: Instant) -> Instant {
+        match self.full_since {
+            Some(since) if due >= since => due,
+            _ => now,
         }
     }
 }
@@ -253,6 +289,15 @@ impl Schedule {
     fn time_is_up(&self, now: Instant) -> bool {
         self.stop_at().is_some_and(|end| now >= end)
     }
+
+    /// Whether no request may be sent any more: the time is up, or every one
+    /// of `--requests` has been claimed.
+    fn is_spent(&self, now: Instant) -> bool {
+        match &self.stop {
+            Stop::At(end) => now >= *end,
+            Stop::AfterRequests(left) => left.load(Ordering::Relaxed) == 0,
+        }
+    }
 }
 
 /// Everything a connection slot shares with the others.
@@ -284,6 +329,8 @@ enum Event {
     Writable,
     /// The reply timer went off (timeout, or the end of a timed run).
     Timer,
+    /// With `--rate`: a request is due.
+    Due,
     /// The connection failed.
     Failed(ErrorKind),
 }
@@ -339,11 +386,13 @@ pub(crate) struct Driver {
     stats: ConnStats,
     read_buf: BytesMut,
     in_flight: InFlight,
+    /// With `--rate`, this slot's schedule.
+    pacer: Option<Pacer>,
 }
 
 impl Driver {
     /// A slot that will report into `stats`.
-    pub(crate) fn new(shared: Arc<Shared>, stats: ConnStats) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, stats: ConnStats, pacer: Option<Pacer>) -> Self {
         let pipeline = shared.workload.pipeline;
         Driver {
             shared,
@@ -353,7 +402,46 @@ impl Driver {
                 batches: VecDeque::with_capacity(pipeline),
                 requests: 0,
             },
+            pacer,
         }
+    }
+
+    /// With `--rate`: queues the requests due by `now`, as many as the
+    /// pipeline has room for, each with its scheduled time (latency counts
+    /// from it). Returns how many, and whether the run's budget is spent.
+    fn queue_due(&mut self, now: Instant) -> (usize, bool) {
+        let Some(pacer) = self.pacer.as_mut() else {
+            return (0, false);
+        };
+        let schedule = &self.shared.schedule;
+        let pipeline = self.shared.workload.pipeline;
+        let room = pipeline.saturating_sub(self.in_flight.requests);
+        let mut queued = 0;
+        let mut spent = false;
+        while queued < room && pacer.next <= now {
+            let start = pacer.start_of(pacer.next, now);
+            let claim = schedule.claim(start, 1);
+            if claim.granted == 0 {
+                spent = true;
+                break;
+            }
+            self.in_flight.push(start, claim);
+            pacer.next += pacer.interval;
+            queued += 1;
+        }
+        pacer.full_since = if self.in_flight.requests >= pipeline {
+            pacer.full_since.or(Some(now))
+        } else {
+            None
+        };
+        (queued, spent)
+    }
+
+    /// With `--rate`, when to wake up for the next request: `None` without a
+    /// pacer, or while the pipeline is full (a reply makes room first).
+    fn next_due(&self) -> Option<Instant> {
+        let pacer = self.pacer.as_ref()?;
+        (self.in_flight.requests < self.shared.workload.pipeline).then_some(pacer.next)
     }
 
     /// Runs the slot until the schedule says stop, and returns its figures.
@@ -414,8 +502,19 @@ impl Driver {
     async fn persistent(&mut self) {
         let pipeline = self.shared.workload.pipeline;
         loop {
-            let claim = self.shared.schedule.claim(Instant::now(), pipeline);
-            if claim.granted == 0 {
+            let claim = if self.pacer.is_some() {
+                // Paced: the session claims each request when it is due.
+                if self.shared.schedule.is_spent(Instant::now()) {
+                    return;
+                }
+                Claim {
+                    granted: 0,
+                    measured: false,
+                }
+            } else {
+                self.shared.schedule.claim(Instant::now(), pipeline)
+            };
+            if claim.granted == 0 && self.pacer.is_none() {
                 return;
             }
             let Some(conn) = self.connect().await else {
@@ -457,10 +556,34 @@ impl Driver {
         };
         let timer = tokio::time::sleep_until(next_deadline(last_reply));
         tokio::pin!(timer);
+        // With --rate: wakes the session when its next request is due.
+        let pace = tokio::time::sleep_until(self.next_due().unwrap_or(now + FAR_FUTURE));
+        tokio::pin!(pace);
+        let mut spent = false;
         let (mut reader, writer) = stream.split();
         let stream = writer.as_ref();
 
         loop {
+            if self.pacer.is_some() {
+                let now = Instant::now();
+                if schedule.time_is_up(now) {
+                    return SessionEnd::Done;
+                }
+                let idle = self.in_flight.requests == 0;
+                let (queued, now_spent) = self.queue_due(now);
+                spent |= now_spent;
+                if queued > 0 {
+                    pending_write += queued * frame_len;
+                    if idle {
+                        // The reply timeout runs while requests are out.
+                        last_reply = now;
+                        timer.as_mut().reset(next_deadline(last_reply));
+                    }
+                }
+                if let Some(due) = self.next_due() {
+                    pace.as_mut().reset(due);
+                }
+            }
             // Write what is pending, for as long as the socket takes it.
             while pending_write > 0 {
                 let rest = &refill[refill.len() - pending_write..];
@@ -482,9 +605,10 @@ impl Driver {
                     }
                 }
             }
-            if self.in_flight.requests == 0 {
+            if self.in_flight.requests == 0 && (self.pacer.is_none() || spent) {
                 return SessionEnd::Done;
             }
+            let pacing = self.next_due().is_some();
 
             // Wait for replies (and for room to write, if a refill is stuck).
             // `read_buf` through `AsyncRead` (unlike `try_read_buf`) forgets the
@@ -505,10 +629,11 @@ impl Driver {
                     Err(_) => Event::Failed(ErrorKind::Reset),
                 },
                 () = &mut timer => Event::Timer,
+                () = &mut pace, if pacing => Event::Due,
             };
             let read = match event {
                 Event::Read(n) => n,
-                Event::Writable => continue,
+                Event::Writable | Event::Due => continue,
                 Event::Failed(kind) => {
                     self.error(kind);
                     return SessionEnd::Reconnect;
@@ -517,6 +642,12 @@ impl Driver {
                     let now = Instant::now();
                     if schedule.time_is_up(now) {
                         return SessionEnd::Done;
+                    }
+                    if self.in_flight.requests == 0 {
+                        // Paced and waiting for the next request: no reply is owed.
+                        last_reply = now;
+                        timer.as_mut().reset(next_deadline(last_reply));
+                        continue;
                     }
                     if now >= last_reply + reply_timeout {
                         self.error(ErrorKind::Timeout);
@@ -540,9 +671,11 @@ impl Driver {
             if schedule.time_is_up(now) {
                 return SessionEnd::Done;
             }
-            let claim = schedule.claim(now, replies);
-            pending_write += claim.granted * frame_len;
-            self.in_flight.push(now, claim);
+            if self.pacer.is_none() {
+                let claim = schedule.claim(now, replies);
+                pending_write += claim.granted * frame_len;
+                self.in_flight.push(now, claim);
+            }
         }
     }
 
@@ -661,13 +794,38 @@ impl Driver {
         };
         let timer = tokio::time::sleep_until(next_deadline(last_reply));
         tokio::pin!(timer);
+        // With --rate: wakes the session when its next request is due.
+        let pace = tokio::time::sleep_until(self.next_due().unwrap_or(now + FAR_FUTURE));
+        tokio::pin!(pace);
+        let mut spent = false;
         // Written but perhaps still in the TLS layer's buffer.
         let mut unflushed = false;
 
         loop {
-            if self.in_flight.requests == 0 {
+            if self.pacer.is_some() {
+                let now = Instant::now();
+                if schedule.time_is_up(now) {
+                    return SessionEnd::Done;
+                }
+                let idle = self.in_flight.requests == 0;
+                let (queued, now_spent) = self.queue_due(now);
+                spent |= now_spent;
+                if queued > 0 {
+                    pending_write += queued * frame_len;
+                    if idle {
+                        // The reply timeout runs while requests are out.
+                        last_reply = now;
+                        timer.as_mut().reset(next_deadline(last_reply));
+                    }
+                }
+                if let Some(due) = self.next_due() {
+                    pace.as_mut().reset(due);
+                }
+            }
+            if self.in_flight.requests == 0 && (self.pacer.is_none() || spent) {
                 return SessionEnd::Done;
             }
+            let pacing = self.next_due().is_some();
             if self.read_buf.capacity() - self.read_buf.len() < workload.read_chunk / 4 {
                 self.read_buf.reserve(workload.read_chunk);
             }
@@ -706,12 +864,15 @@ impl Driver {
                 if timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::Timer);
                 }
+                if pacing && pace.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Due);
+                }
                 Poll::Pending
             })
             .await;
             let read = match event {
                 Event::Read(n) => n,
-                Event::Writable => continue,
+                Event::Writable | Event::Due => continue,
                 Event::Failed(kind) => {
                     self.error(kind);
                     return SessionEnd::Reconnect;
@@ -720,6 +881,12 @@ impl Driver {
                     let now = Instant::now();
                     if schedule.time_is_up(now) {
                         return SessionEnd::Done;
+                    }
+                    if self.in_flight.requests == 0 {
+                        // Paced and waiting for the next request: no reply is owed.
+                        last_reply = now;
+                        timer.as_mut().reset(next_deadline(last_reply));
+                        continue;
                     }
                     if now >= last_reply + reply_timeout {
                         self.error(ErrorKind::Timeout);
@@ -741,9 +908,11 @@ impl Driver {
             if schedule.time_is_up(now) {
                 return SessionEnd::Done;
             }
-            let claim = schedule.claim(now, replies);
-            pending_write += claim.granted * frame_len;
-            self.in_flight.push(now, claim);
+            if self.pacer.is_none() {
+                let claim = schedule.claim(now, replies);
+                pending_write += claim.granted * frame_len;
+                self.in_flight.push(now, claim);
+            }
         }
     }
 
@@ -875,6 +1044,21 @@ mod tests {
         assert_eq!(schedule.claim(now, 4).granted, 4);
         assert_eq!(schedule.claim(now + Duration::from_secs(1), 4).granted, 0);
         assert!(schedule.time_is_up(now + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn paced_requests_count_from_their_due_time_only_when_the_server_held_them() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pacer = Pacer::new(ms(10), t0);
+        // Room all along: a late wake-up is ours, the latency counts from the write.
+        assert_eq!(pacer.start_of(t0, t0 + ms(1)), t0 + ms(1));
+        // The pipeline has been full since t0 + 5 ms: a request due at 10 ms,
+        // sent at 30 ms when a reply made room, counts from 10 ms.
+        pacer.full_since = Some(t0 + ms(5));
+        assert_eq!(pacer.start_of(t0 + ms(10), t0 + ms(30)), t0 + ms(10));
+        // One due before the pipeline filled up was held by nothing but us.
+        assert_eq!(pacer.start_of(t0 + ms(2), t0 + ms(30)), t0 + ms(30));
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! What counts: `requests` are the replies that echo the request, sent after
 //! the warm-up. Latency runs from the write of a request's batch to the read
 //! that completed its reply (in per-request mode, from before the connect).
+//! With `--rate`, each connection sends on a schedule (one request every
+//! `connections / rate` seconds, the connections spread over the interval)
+//! instead of as replies come; a request that fell due while its pipeline was
+//! full waited for the server, and its latency counts from when it was due, so
+//! a server that falls behind shows it (no coordinated omission).
 //! Requests still in flight when a timed run ends are neither counted nor
 //! errors. Errors are counted from the start, warm-up included. After an error
 //! that leaves the connection unusable (a failure reply, a reset, a timeout, a
@@ -40,7 +45,7 @@ use asyncaproto::{ByteOrder, Encoding, FrameCodec, FrameConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use driver::{Driver, Mode, Schedule, Shared, Stop, Target, TlsTarget, Workload};
+use driver::{Driver, Mode, Pacer, Schedule, Shared, Stop, Target, TlsTarget, Workload};
 use duration::parse_duration;
 use payload::Request;
 use report::{Report, Settings};
@@ -94,6 +99,14 @@ pub(crate) struct BenchArgs {
     #[arg(short = 'p', long, default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pipeline: u32,
+
+    /// Send at this total rate (requests per second, spread evenly over the
+    /// connections and over time) instead of as fast as replies come. Latency
+    /// then runs from each request's scheduled time, so a server that falls
+    /// behind shows it (no coordinated omission); --pipeline bounds the
+    /// requests outstanding per connection. Persistent mode only.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
 
     /// Size in bytes of each encoded payload: a map {"data": "xxx…"} padded to
     /// exactly this size in the chosen encoding.
@@ -155,6 +168,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     if mode == Mode::PerRequest && args.pipeline > 1 {
         bail!("--mode per-request sends one request per connection: --pipeline must be 1");
     }
+    if mode == Mode::PerRequest && args.rate.is_some() {
+        bail!("--rate paces persistent connections: it does not go with --mode per-request");
+    }
     if args.timeout.is_zero() || args.connect_timeout.is_zero() {
         bail!("--timeout and --connect-timeout must be above zero");
     }
@@ -169,7 +185,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let config = FrameConfig::new(args.header_size, args.byteorder, max_packet)?;
     let codec = FrameCodec::new(config);
     let request = Request::build(&codec, args.encoding, args.payload_size)?;
-    let workload = Workload::new(codec, request, args.pipeline as usize, mode);
+    let mut workload = Workload::new(codec, request, args.pipeline as usize, mode);
+    // Each connection sends one request every `connections / rate` seconds.
+    workload.pace = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(f64::from(args.connections) / rate));
     // The TLS client configuration is built once, for every connection.
     let tls = match args.tls.options() {
         Some(options) => Some(TlsTarget {
@@ -205,6 +225,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         byteorder: args.byteorder.as_str(),
         threads,
         warmup_secs: warmup.as_secs_f64(),
+        rate: args.rate,
     };
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
 
@@ -246,6 +267,16 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A request rate: a positive number of requests per second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1e9 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate: give requests per second, above 0 (e.g. 5000 or 0.5)"
+        )),
+    }
 }
 
 /// Resolves `host:port` to its first address.
@@ -290,9 +321,15 @@ impl Plan {
             progress: Progress::default(),
         });
         let mut slots = tokio::task::JoinSet::new();
-        for _ in 0..self.connections {
+        for slot in 0..self.connections {
             let stats = ConnStats::new(Arc::clone(&self.histogram), self.max_latency);
-            let driver = Driver::new(Arc::clone(&shared), stats);
+            // With --rate, the connections' schedules are spread over one
+            // interval, so that they do not all send at the same instants.
+            let pacer = shared.workload.pace.map(|interval| {
+                let offset = interval.mul_f64(slot as f64 / self.connections as f64);
+                Pacer::new(interval, start + offset)
+            });
+            let driver = Driver::new(Arc::clone(&shared), stats, pacer);
             slots.spawn(driver.run());
         }
 

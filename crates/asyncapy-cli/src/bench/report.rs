@@ -33,6 +33,9 @@ pub(crate) struct Settings {
     pub(crate) threads: usize,
     /// The warm-up, in seconds (not measured).
     pub(crate) warmup_secs: f64,
+    /// `--rate`: the total request rate asked for; `None` when requests
+    /// follow replies as fast as they come.
+    pub(crate) rate: Option<f64>,
 }
 
 /// Latency percentiles, in microseconds.
@@ -170,7 +173,16 @@ impl fmt::Display for Report {
                     self.duration_secs, s.warmup_secs
                 ),
             ),
-            ("throughput", format!("{:.1} req/s", self.requests_per_sec)),
+            (
+                "throughput",
+                match s.rate {
+                    Some(rate) => format!(
+                        "{:.1} req/s (rate asked: {rate:.1} req/s; latency from each request's scheduled time)",
+                        self.requests_per_sec
+                    ),
+                    None => format!("{:.1} req/s", self.requests_per_sec),
+                },
+            ),
             (
                 "latency",
                 format!(
@@ -250,6 +262,7 @@ mod tests {
             byteorder: "big",
             threads: 1,
             warmup_secs: 0.0,
+            rate: None,
         }
     }
 
