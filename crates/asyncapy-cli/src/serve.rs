@@ -157,6 +157,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     runtime.block_on(async move {
         let running = server.bind().await?;
+        // The signal handlers first: once "listening on" is out, a SIGTERM
+        // must get a graceful shutdown, not the default action.
+        running.shutdown_on_signal()?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", running.local_addr())?;
         if let Some(self_signed) = &self_signed {
@@ -164,7 +167,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         stdout.flush()?;
         drop(stdout);
-        running.run_until_signal().await?;
+        running.wait().await?;
         Ok(())
     })
 }

@@ -82,6 +82,18 @@ fn serves_echo_and_stops_cleanly_on_sigterm() {
     assert!(log.contains("Server stopped"), "{log}");
 }
 
+/// A SIGTERM right after "listening on" is a graceful shutdown, not the
+/// default action: the handlers are installed before the line is printed
+/// (they were not, and under load the test below was killed by the signal).
+#[test]
+fn a_sigterm_right_after_listening_on_exits_zero() {
+    for _ in 0..5 {
+        let (child, _addr) = start(&[]);
+        let log = stop_and_log(child);
+        assert!(log.contains("Server stopped"), "{log}");
+    }
+}
+
 #[test]
 fn behind_a_proxy_the_log_names_the_client_and_the_proxy() {
     let (child, addr) = start(&["--proxy-protocol", "--proxy-trusted", "127.0.0.0/8, ::1"]);

@@ -59,7 +59,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (server, key) = server(port).await?;
     println!("issued key: {key}");
     let running = server.bind().await?;
+    running.shutdown_on_signal()?;
     println!("listening on {}", running.local_addr());
-    running.run_until_signal().await?;
+    running.wait().await?;
     Ok(())
 }

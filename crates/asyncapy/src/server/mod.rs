@@ -98,6 +98,9 @@ pub enum ServerError {
     /// The server task panicked or was cancelled.
     #[error("the server task ended abnormally: {0}")]
     Task(String),
+    /// The SIGINT / SIGTERM handlers could not be installed.
+    #[error("cannot watch for SIGINT and SIGTERM: {0}")]
+    Signal(io::Error),
 }
 
 /// A lifecycle hook: `setup` runs before the server binds, `shutdown` after
@@ -389,15 +392,43 @@ impl RunningServer {
             .map_err(|e| ServerError::Task(e.to_string()))
     }
 
-    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully. The
+    /// handlers are installed before the first await: see
+    /// [`RunningServer::shutdown_on_signal`] to install them earlier still.
     pub async fn run_until_signal(self) -> Result<(), ServerError> {
+        self.shutdown_on_signal()?;
+        self.wait().await
+    }
+
+    /// Starts a graceful shutdown on SIGINT or SIGTERM (Ctrl-C elsewhere).
+    /// The handlers are in place when this returns, so a program can say it
+    /// is ready only then: a signal sent before would end the process with
+    /// the default action instead of a graceful shutdown. Call it on the
+    /// runtime the server runs on.
+    ///
+    /// ```
+    /// # use asyncapy::{Client, Config, Packet, Server};
+    /// # async fn echo(c: Client, p: Packet) { let _ = c.send(&p).await; }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), asyncapy::ServerError> {
+    /// let mut server = Server::new(Config { port: 0, ..Config::default() });
+    /// server.register_handler(echo);
+    /// let running = server.bind().await?;
+    /// running.shutdown_on_signal()?;
+    /// println!("listening on {}", running.local_addr()); // safe to signal from here
+    /// # running.handle().shutdown();
+    /// running.wait().await
+    /// # }
+    /// ```
+    pub fn shutdown_on_signal(&self) -> Result<(), ServerError> {
         let handle = self.handle();
+        let signalled = shutdown_signal().map_err(ServerError::Signal)?;
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signalled.await;
             tracing::info!("Signal received, shutting down");
             handle.shutdown();
         });
-        self.wait().await
+        Ok(())
     }
 }
 
@@ -451,25 +482,26 @@ impl ServerHandle {
     }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now (Ctrl-C elsewhere), and
+/// returns a future that completes at the first of them.
+fn shutdown_signal() -> io::Result<impl Future<Output = ()> + Send> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
