@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use asyncapy::asyncaproto::{Encoding, ErrorCode, Map, Value};
 use asyncapy::filters::{Fields, Ip};
 use asyncapy::testing::{Outcome, TestSession};
-use asyncapy::{Client, Config, Packet, SendError, Server};
+use asyncapy::{Client, Packet, SendError, Server};
 use common::*;
 
 fn peer() -> SocketAddr {
@@ -194,10 +194,10 @@ async fn a_test_session_answers_what_a_real_session_does() {
 }
 
 #[test]
-fn an_unused_config_is_fine() {
-    // TestSession needs no runtime to be built, only to dispatch.
+fn a_new_session_is_open_and_has_sent_nothing() {
+    // No runtime is needed to build one, only to dispatch.
     let session = TestSession::new(peer());
     assert!(!session.is_closed());
     assert!(session.sent().unwrap().is_empty());
-    let _ = Config::default();
+    assert_eq!(session.client().peer_addr(), peer());
 }

@@ -502,21 +502,20 @@ impl Driver {
     async fn persistent(&mut self) {
         let pipeline = self.shared.workload.pipeline;
         loop {
-            let claim = if self.pacer.is_some() {
+            let now = Instant::now();
+            let schedule = &self.shared.schedule;
+            let claim = match self.pacer {
                 // Paced: the session claims each request when it is due.
-                if self.shared.schedule.is_spent(Instant::now()) {
-                    return;
-                }
-                Claim {
+                Some(_) if schedule.is_spent(now) => return,
+                Some(_) => Claim {
                     granted: 0,
                     measured: false,
-                }
-            } else {
-                self.shared.schedule.claim(Instant::now(), pipeline)
+                },
+                None => match schedule.claim(now, pipeline) {
+                    Claim { granted: 0, .. } => return,
+                    claim => claim,
+                },
             };
-            if claim.granted == 0 && self.pacer.is_none() {
-                return;
-            }
             let Some(conn) = self.connect().await else {
                 continue;
             };

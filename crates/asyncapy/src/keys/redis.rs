@@ -266,9 +266,16 @@ fn glob_escape(text: &str) -> String {
     out
 }
 
-impl KeyStore for RedisKeyStore {
-    fn insert<'a>(&'a self, key: &'a str, metadata: Value) -> StoreFuture<'a, bool> {
-        let text = match to_json(&metadata) {
+impl RedisKeyStore {
+    /// `SET` the key's metadata under `condition` (`NX`: only a new key, for
+    /// insert; `XX`: only an existing one, for update); whether it was set.
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        metadata: &Value,
+        condition: &'static str,
+    ) -> StoreFuture<'a, bool> {
+        let text = match to_json(metadata) {
             Ok(text) => text,
             Err(e) => return ready(Err(e)),
         };
@@ -276,11 +283,17 @@ impl KeyStore for RedisKeyStore {
             let command = ::redis::cmd("SET")
                 .arg(self.entry(key))
                 .arg(text)
-                .arg("NX")
+                .arg(condition)
                 .to_owned();
             let set: Option<String> = self.query(&command).await?;
             Ok(set.is_some())
         })
+    }
+}
+
+impl KeyStore for RedisKeyStore {
+    fn insert<'a>(&'a self, key: &'a str, metadata: Value) -> StoreFuture<'a, bool> {
+        self.set(key, &metadata, "NX")
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Value>> {
@@ -300,19 +313,7 @@ impl KeyStore for RedisKeyStore {
     }
 
     fn update<'a>(&'a self, key: &'a str, metadata: Value) -> StoreFuture<'a, bool> {
-        let text = match to_json(&metadata) {
-            Ok(text) => text,
-            Err(e) => return ready(Err(e)),
-        };
-        Box::pin(async move {
-            let command = ::redis::cmd("SET")
-                .arg(self.entry(key))
-                .arg(text)
-                .arg("XX")
-                .to_owned();
-            let set: Option<String> = self.query(&command).await?;
-            Ok(set.is_some())
-        })
+        self.set(key, &metadata, "XX")
     }
 
     fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, bool> {

@@ -14,7 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
-use super::connection::Connection;
+use super::connection::{Connection, End};
 use super::transport::Transport;
 use super::{Hook, ServerContext};
 use crate::session::{SessionState, Signal};
@@ -158,7 +158,7 @@ fn spawn_plain(
 ) {
     match span.in_scope(|| admit(ctx, state, stream, via, early, permit)) {
         Ok(connection) => {
-            tracker.spawn(connection.run().instrument(span));
+            tracker.spawn(plain_task(connection, span));
         }
         Err((stream, permit)) => {
             let refusal = refuse(stream, ctx.clone(), ErrorCode::SessionLimitReached);
@@ -171,6 +171,15 @@ fn spawn_plain(
             );
         }
     }
+}
+
+/// The task of an admitted plain session: the connection's own future and
+/// its span, nothing around it.
+fn plain_task(
+    connection: Connection<TcpStream>,
+    span: tracing::Span,
+) -> impl std::future::Future<Output = End> + Send + 'static {
+    connection.run().instrument(span)
 }
 
 /// A TLS session: the handshake (fed first with `early`, the bytes that came
@@ -444,8 +453,7 @@ mod tests {
         let connection = admit(&ctx, state, stream, None, BytesMut::new(), permit)
             .ok()
             .unwrap();
-        // The accept loop spawns exactly this.
-        let task = connection.run().instrument(tracing::Span::none());
+        let task = plain_task(connection, tracing::Span::none());
         let size = std::mem::size_of_val(&task);
         // 424 bytes in a release build, 440 in a debug one (Rust 1.95).
         assert!(size <= 640, "a plain session's task is {size} bytes");
