@@ -248,6 +248,15 @@ pub enum ConfigError {
         /// What is wrong, naming the file.
         reason: String,
     },
+    /// A bad value in a configuration file: the file, then what is wrong.
+    #[error("{path}: {error}")]
+    InFile {
+        /// The file.
+        path: String,
+        /// What is wrong with the value (not a `source`: its text is already
+        /// part of this message).
+        error: Box<ConfigError>,
+    },
     /// The file cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -256,6 +265,15 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+impl ConfigError {
+    fn in_file(path: &str, error: ConfigError) -> ConfigError {
+        ConfigError::InFile {
+            path: path.to_owned(),
+            error: Box::new(error),
+        }
+    }
 }
 
 fn invalid(key: &'static str, value: &str, reason: &'static str) -> ConfigError {
@@ -308,7 +326,7 @@ impl Config {
     /// Loads `[AsyncAPY]` from INI text over the defaults.
     pub fn from_ini_str(text: &str) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        config.load_ini_str(text, "<config>")?;
+        config.load_ini(text, None)?;
         Ok(config)
     }
 
@@ -329,6 +347,16 @@ impl Config {
     /// Applies the `[AsyncAPY]` section of INI `text` over this configuration.
     /// `origin` names the text in error messages.
     pub fn load_ini_str(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        self.load_ini(text, Some(origin))
+    }
+
+    /// Applies INI `text`; errors in its values name `file` when there is one.
+    fn load_ini(&mut self, text: &str, file: Option<&str>) -> Result<(), ConfigError> {
+        let origin = file.unwrap_or("<config>");
+        let in_file = |error: ConfigError| match file {
+            Some(path) => ConfigError::in_file(path, error),
+            None => error,
+        };
         let ini = Ini::parse(text).map_err(|source| ConfigError::Syntax {
             path: origin.to_owned(),
             source,
@@ -357,9 +385,9 @@ impl Config {
             if value.trim().is_empty() || *known == "config" {
                 continue;
             }
-            self.set(known, &value)?;
+            self.set(known, &value).map_err(in_file)?;
         }
-        self.validate()
+        self.validate().map_err(in_file)
     }
 
     /// Sets one option from its text form, as in the INI file or a flag.

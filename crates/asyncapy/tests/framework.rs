@@ -172,19 +172,40 @@ async fn a_failing_handler_gets_err_handler_failed_and_its_session_closes() {
 
 #[tokio::test]
 async fn a_handler_running_past_the_timeout_is_cancelled_with_err_timed_out() {
+    /// Dropped with the handler's future: reports whether the handler had
+    /// got past its await by then.
+    struct DropGuard {
+        finished: Arc<AtomicUsize>,
+        dropped: Option<tokio::sync::oneshot::Sender<usize>>,
+    }
+    impl Drop for DropGuard {
+        fn drop(&mut self) {
+            if let Some(dropped) = self.dropped.take() {
+                let _ = dropped.send(self.finished.load(Ordering::SeqCst));
+            }
+        }
+    }
     let finished = Arc::new(AtomicUsize::new(0));
+    let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel();
+    let dropped_tx = Arc::new(std::sync::Mutex::new(Some(dropped_tx)));
+    let timeout = Duration::from_millis(300);
     let mut server = Server::new(Config {
-        timeout: Duration::from_millis(300),
+        timeout,
         ..test_config()
     });
     let counter = finished.clone();
     server.add_handler(move |c: Client, p: Packet| {
-        let counter = counter.clone();
+        let guard = DropGuard {
+            finished: counter.clone(),
+            dropped: dropped_tx.lock().unwrap().take(),
+        };
         async move {
+            let guard = guard;
             if p.contains_key("slow") {
-                // Far longer than the timeout: the handler is cancelled.
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                counter.fetch_add(1, Ordering::SeqCst);
+                // Past the timeout: a handler that kept running would count
+                // itself finished 1.7 s after the deadline.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                guard.finished.fetch_add(1, Ordering::SeqCst);
             }
             c.send(&p).await
         }
@@ -198,11 +219,22 @@ async fn a_handler_running_past_the_timeout_is_cancelled_with_err_timed_out() {
     client
         .expect_failure_then_close(ErrorCode::TimedOut, Encoding::ZiProto)
         .await;
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let answered_after = started.elapsed();
+    assert!(
+        answered_after >= timeout && answered_after < Duration::from_secs(2),
+        "ERR_TIMED_OUT after {answered_after:?}, the timeout is {timeout:?}"
+    );
+    // The handler's future was dropped (cancelled), before it could finish.
+    let finished_when_dropped = within_patience("the handler's future is dropped", dropped_rx)
+        .await
+        .expect("the guard reports its drop");
     assert_eq!(
-        finished.load(Ordering::SeqCst),
-        0,
-        "the handler was cancelled"
+        finished_when_dropped, 0,
+        "the handler was cancelled, not run to its end"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "dropped at the deadline, not after the handler's own sleep"
     );
     assert_eq!(running.handle().session_count(), 0);
     assert_still_serving(running.local_addr()).await;
@@ -247,19 +279,22 @@ async fn the_session_limit_applies_per_client_ip() {
     assert_eq!(b1.request(Encoding::Json, &ping).await.1, ping);
     // Once a session of 127.0.0.2 ends, its slot is free again.
     drop(a1);
-    loop {
-        let mut again = RawClient::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr).await;
-        again.send(Encoding::Json, &ping).await;
-        let (_, reply) = again.read().await;
-        if reply == ping {
-            break;
+    within_patience("the freed slot is usable again", async {
+        loop {
+            let mut again = RawClient::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr).await;
+            again.send(Encoding::Json, &ping).await;
+            let (_, reply) = again.read().await;
+            if reply == ping {
+                break;
+            }
+            assert_eq!(
+                ErrorCode::from_map(&reply),
+                Some(ErrorCode::SessionLimitReached)
+            );
+            tokio::task::yield_now().await;
         }
-        assert_eq!(
-            ErrorCode::from_map(&reply),
-            Some(ErrorCode::SessionLimitReached)
-        );
-        tokio::task::yield_now().await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -384,12 +419,12 @@ async fn graceful_shutdown_answers_in_flight_requests_and_refuses_new_connection
     handle.shutdown();
     let stopping = tokio::spawn(running.wait());
     // New connections are refused once the listener is gone.
-    loop {
-        match tokio::net::TcpStream::connect(addr).await {
-            Err(_) => break,
-            Ok(_) => tokio::task::yield_now().await,
+    within_patience("new connections are refused", async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
         }
-    }
+    })
+    .await;
     release.notify_waiters();
     for (i, client) in clients.iter_mut().enumerate() {
         let (_, reply) = client.read().await;
@@ -417,10 +452,8 @@ async fn the_grace_period_bounds_a_handler_that_never_finishes() {
     let mut client = RawClient::connect(running.local_addr()).await;
     client.send(Encoding::Json, &map(&[])).await;
     // Wait until the packet is inside the handler: the session exists.
-    while running.handle().session_count() == 0 {
-        tokio::task::yield_now().await;
-    }
     let handle = running.handle();
+    wait_until("the session exists", || handle.session_count() > 0).await;
     let started = std::time::Instant::now();
     handle.shutdown();
     tokio::time::timeout(Duration::from_secs(5), running.wait())

@@ -354,3 +354,47 @@ async fn the_filter_refuses_promptly_while_redis_is_down_and_accepts_once_it_is_
     eventually("accepted again", || is_accepted(addr, &key)).await;
     expect_accepted(addr, &key).await;
 }
+
+#[tokio::test]
+async fn without_a_timeout_set_a_silent_redis_fails_after_the_default_two_seconds() {
+    assert_eq!(RedisKeyStore::DEFAULT_TIMEOUT, Duration::from_secs(2));
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let url = format!("redis://{addr}");
+
+    let started = Instant::now();
+    let err = RedisKeyStore::builder(&url).connect().await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(err, KeyStoreError::Timeout(t) if t == RedisKeyStore::DEFAULT_TIMEOUT),
+        "{err}"
+    );
+    assert!(
+        elapsed >= RedisKeyStore::DEFAULT_TIMEOUT
+            && elapsed < RedisKeyStore::DEFAULT_TIMEOUT + SLACK,
+        "connect failed after {elapsed:?}"
+    );
+
+    let lazy = RedisKeyStore::builder(&url).connect_lazy().unwrap();
+    let started = Instant::now();
+    let err = lazy.ping().await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(err, KeyStoreError::Timeout(t) if t == RedisKeyStore::DEFAULT_TIMEOUT),
+        "{err}"
+    );
+    assert!(
+        elapsed >= RedisKeyStore::DEFAULT_TIMEOUT
+            && elapsed < RedisKeyStore::DEFAULT_TIMEOUT + SLACK,
+        "an operation failed after {elapsed:?}"
+    );
+}

@@ -425,3 +425,125 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
         "(no message)"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Dispatcher;
+    use crate::session::Registry;
+    use asyncaproto::{FrameCodec, Map, Value};
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::Semaphore;
+    use tokio_util::sync::CancellationToken;
+
+    /// A session's connection to an echo server with `buf` as its first read
+    /// size, and the client end.
+    async fn echo_connection(buf: usize) -> (Connection<TcpStream>, TcpStream) {
+        let mut dispatcher = Dispatcher::default();
+        dispatcher.add(
+            "echo".to_owned(),
+            Arc::new(|c: Client, p: Packet| async move { c.send(&p).await }),
+        );
+        dispatcher.freeze();
+        let registry = Arc::new(Registry::new(0));
+        let ctx = Arc::new(ServerContext {
+            config: crate::Config {
+                buf,
+                ..crate::Config::default()
+            },
+            codec: FrameCodec::default(),
+            dispatcher,
+            registry: registry.clone(),
+            shutdown: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            permits: Arc::new(Semaphore::new(1)),
+            #[cfg(feature = "tls")]
+            tls: None,
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let state = Arc::new(SessionState::new(peer, ctx.codec, registry.clone()));
+        let registered = registry.register(state.clone()).ok().unwrap();
+        let permit = ctx.permits.clone().try_acquire_owned().unwrap();
+        let connection = Connection::new(ctx, state, stream, registered, BytesMut::new(), permit);
+        (connection, client)
+    }
+
+    fn frame(payload_bytes: usize) -> BytesMut {
+        let map = Map::from_iter([("blob", Value::from("b".repeat(payload_bytes)))]);
+        let mut frame = BytesMut::new();
+        FrameCodec::default()
+            .write_frame(Encoding::Json, &map, &mut frame)
+            .unwrap();
+        frame
+    }
+
+    /// Reads `frame`'s bytes as the session loop does, one wait at a time,
+    /// checking how the room given to reads grows; returns the largest.
+    async fn read_all(connection: &mut Connection<TcpStream>, frame: &[u8]) -> usize {
+        let mut largest = connection.read_size;
+        let first_room = (connection.rbuf.capacity() == 0).then_some(connection.read_size);
+        while connection.rbuf.len() < frame.len() {
+            let before = connection.read_size;
+            let Wake::Input(Ok(n)) = connection.wait().await else {
+                panic!("expected input");
+            };
+            assert!(n > 0);
+            if let Some(room) = first_room.filter(|_| connection.rbuf.len() == n) {
+                // The buffer is made on the first read, `buf` bytes large.
+                assert!(n <= room, "a first read of {n} bytes with buf = {room}");
+            }
+            let expected = if n >= before {
+                (before * 2).min(MAX_READ_SIZE)
+            } else {
+                before
+            };
+            assert_eq!(connection.read_size, expected, "after a read of {n} bytes");
+            largest = largest.max(connection.read_size);
+        }
+        largest
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_read_room_doubles_up_to_64_kib_and_a_large_buffer_is_released_once_emptied() {
+        let (mut connection, mut client) = echo_connection(1024).await;
+        let big = frame(1 << 20);
+        let expected_reply = big.clone();
+        // The peer writes a 1 MiB packet and reads its echo.
+        let peer = tokio::spawn(async move {
+            client.write_all(&big).await.unwrap();
+            let mut reply = vec![0u8; expected_reply.len()];
+            client.read_exact(&mut reply).await.unwrap();
+            assert_eq!(reply, expected_reply[..]);
+            client
+        });
+        assert_eq!(connection.read_size, 1024);
+        let largest = read_all(&mut connection, &frame(1 << 20)).await;
+        assert_eq!(largest, MAX_READ_SIZE, "the room grew to 64 KiB");
+        assert!(connection.rbuf.capacity() > KEEP_BUFFER_UP_TO);
+        assert_eq!(connection.process().await, None, "the session goes on");
+        assert_eq!(
+            connection.rbuf.capacity(),
+            0,
+            "an emptied buffer over 64 KiB is released"
+        );
+        assert_eq!(connection.wbuf.capacity(), 0, "so is the write buffer");
+        let mut client = peer.await.unwrap();
+
+        // A small packet afterwards: the buffer it needs is kept.
+        let small = frame(100);
+        client.write_all(&small).await.unwrap();
+        read_all(&mut connection, &small).await;
+        assert_eq!(connection.process().await, None);
+        assert!(connection.rbuf.is_empty());
+        assert!(
+            connection.rbuf.capacity() > 0 && connection.rbuf.capacity() <= KEEP_BUFFER_UP_TO,
+            "a small buffer is kept ({} bytes)",
+            connection.rbuf.capacity()
+        );
+    }
+}

@@ -169,3 +169,25 @@ impl RawClient {
         RawClient::from_stream(stream)
     }
 }
+
+/// Waits until `condition` holds, yielding between checks; fails the test with
+/// `what` if it does not hold within [`PATIENCE`].
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {PATIENCE:?}: {what}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Runs `attempts` (a loop that ends when what it waits for has happened),
+/// failing the test with `what` if it takes longer than [`PATIENCE`].
+pub async fn within_patience<T>(what: &str, attempts: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(PATIENCE, attempts).await {
+        Ok(value) => value,
+        Err(_) => panic!("not within {PATIENCE:?}: {what}"),
+    }
+}
