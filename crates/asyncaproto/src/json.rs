@@ -1027,7 +1027,7 @@ fn short_decimal_digits(abs: f64, out: &mut [u8; 24]) -> Option<(usize, i32)> {
             // An integer in 1..2^50: exact in u64.
             let mut m = m as u64;
             let mut trailing_zeros = 0;
-            while m % 10 == 0 {
+            while m.is_multiple_of(10) {
                 m /= 10;
                 trailing_zeros += 1;
             }
@@ -1056,7 +1056,7 @@ fn short_decimal_digits(abs: f64, out: &mut [u8; 24]) -> Option<(usize, i32)> {
 fn round_half_even(f: f64, digits: &[u8], exp: i32, out: &mut [u8; 24]) -> Option<usize> {
     let n = digits.len();
     let last = *digits.last()?;
-    if (last - b'0') % 2 == 0 {
+    if (last - b'0').is_multiple_of(2) {
         return None;
     }
     // f = m * 2^e exactly.
@@ -1086,7 +1086,7 @@ fn round_half_even(f: f64, digits: &[u8], exp: i32, out: &mut [u8; 24]) -> Optio
         odd_m / five_pow
     };
     let low = (t - 1) / 2;
-    let even = if low % 2 == 0 { low } else { low + 1 };
+    let even = if low.is_multiple_of(2) { low } else { low + 1 };
     let mut text = StackBuf::new();
     write!(text, "{even}").ok()?;
     if text.len != n || text.as_bytes() == digits {

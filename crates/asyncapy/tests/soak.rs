@@ -64,7 +64,7 @@ async fn soak() {
             let mut round = 0u64;
             while Instant::now() < until {
                 round += 1;
-                let encoding = if (w + round) % 2 == 0 {
+                let encoding = if (w + round).is_multiple_of(2) {
                     Encoding::Json
                 } else {
                     Encoding::ZiProto
