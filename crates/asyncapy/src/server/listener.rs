@@ -69,7 +69,9 @@ pub(super) async fn run(
             continue;
         }
         let state = Arc::new(SessionState::new(peer, ctx.codec, ctx.registry.clone()));
-        let span = tracing::info_span!("session", id = %state.id());
+        // At the ERROR level, the span is enabled whenever any line is logged:
+        // at logging_level 30 the warnings still carry the session id.
+        let span = tracing::error_span!("session", id = %state.id());
         spawn_plain(
             &ctx,
             &tracker,
@@ -128,7 +130,8 @@ async fn session_via(
         (peer, None, BytesMut::new())
     };
     let state = Arc::new(SessionState::new(client, ctx.codec, ctx.registry.clone()));
-    let span = tracing::info_span!("session", id = %state.id());
+    // ERROR: enabled at every logging_level (see run).
+    let span = tracing::error_span!("session", id = %state.id());
     #[cfg(feature = "tls")]
     if ctx.tls.is_some() {
         // Boxed: a TLS session is large (rustls's state, the handshake); a

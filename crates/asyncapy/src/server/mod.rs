@@ -331,24 +331,39 @@ impl Server {
 
     /// Runs the server until SIGINT or SIGTERM (the original's `start()`): builds
     /// a runtime with `workers` threads, binds, serves, and shuts down gracefully.
+    /// The signal handlers are in place before the `Serving on ADDR` line is
+    /// logged (at INFO), so a supervisor may signal from that line on.
     pub fn start(self) -> Result<(), ServerError> {
         // Like the original, the server sets up its own log (unless the
         // application installed a subscriber already).
         crate::logging::init(&self.config).map_err(|e| {
+            let (key, value, reason) = match e {
+                crate::logging::FormatError::DateFormat(_) => (
+                    "datefmt",
+                    &self.config.datefmt,
+                    "must be a strftime date format",
+                ),
+                _ => (
+                    "console_format",
+                    &self.config.console_format,
+                    "must be a Python logging format",
+                ),
+            };
             ServerError::Config(ConfigError::Invalid {
-                key: "console_format",
-                value: self.config.console_format.clone(),
-                reason: if matches!(e, crate::logging::FormatError::DateFormat(_)) {
-                    "the datefmt is not a valid strftime format"
-                } else {
-                    "must be a Python logging format"
-                },
+                key,
+                value: value.clone(),
+                reason,
             })
         })?;
         let runtime = runtime(self.config.workers).map_err(ServerError::Runtime)?;
         runtime.block_on(async move {
+            // The signal handlers before the bind: once "Serving on" is
+            // logged, a SIGINT or SIGTERM gets a graceful shutdown, not the
+            // default action (the log line is all a start() caller can wait on).
+            let signalled = shutdown_signal().map_err(ServerError::Signal)?;
             let running = self.bind().await?;
-            running.run_until_signal().await
+            running.shutdown_when(signalled);
+            running.wait().await
         })
     }
 }
@@ -421,14 +436,19 @@ impl RunningServer {
     /// # }
     /// ```
     pub fn shutdown_on_signal(&self) -> Result<(), ServerError> {
-        let handle = self.handle();
         let signalled = shutdown_signal().map_err(ServerError::Signal)?;
+        self.shutdown_when(signalled);
+        Ok(())
+    }
+
+    /// Starts a graceful shutdown when `signalled` (from [`shutdown_signal`]) completes.
+    fn shutdown_when(&self, signalled: impl Future<Output = ()> + Send + 'static) {
+        let handle = self.handle();
         tokio::spawn(async move {
             signalled.await;
             tracing::info!("Signal received, shutting down");
             handle.shutdown();
         });
-        Ok(())
     }
 }
 
