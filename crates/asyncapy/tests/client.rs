@@ -265,3 +265,60 @@ fn blocking_client_failure_kinds() {
     let err = client.request(r#"{"a": 1}"#).unwrap_err();
     assert_eq!(err.failure_code(), Some(ErrorCode::TimedOut), "{err}");
 }
+
+/// An echo server whose handler answers a packet with `"slow"` after 700 ms.
+async fn slow_echo() -> asyncapy::RunningServer {
+    let mut server = Server::new(test_config());
+    server.add_handler(|c: Client, p: Packet| async move {
+        if p.contains_key("slow") {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        c.send(&p).await
+    });
+    server.bind().await.unwrap()
+}
+
+#[test]
+fn a_blocking_client_that_timed_out_never_returns_the_late_reply() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let running = runtime.block_on(slow_echo());
+    let port = running.local_addr().port();
+    let mut client = BlockingClient::connect_to("127.0.0.1", port, short()).unwrap();
+    let err = client.request(r#"{"slow": 1}"#).unwrap_err();
+    assert!(matches!(err, ClientError::TimedOut(_)), "{err}");
+    // The connection is gone: the late reply can never be read.
+    assert!(!client.is_connected());
+    let err = client.request(r#"{"next": 2}"#).unwrap_err();
+    assert!(matches!(err, ClientError::NotConnected), "{err}");
+    // A new connection: each reply is its request's.
+    client.connect("127.0.0.1", port).unwrap();
+    for i in 0..3i64 {
+        assert_eq!(
+            client.request(map(&[("i", Value::from(i))])).unwrap()["i"],
+            i
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_async_client_that_timed_out_never_returns_the_late_reply() {
+    let running = slow_echo().await;
+    let port = running.local_addr().port();
+    let mut client = AsyncClient::connect_to("127.0.0.1", port, short())
+        .await
+        .unwrap();
+    let err = client.request(r#"{"slow": 1}"#).await.unwrap_err();
+    assert!(matches!(err, ClientError::TimedOut(_)), "{err}");
+    assert!(!client.is_connected());
+    let err = client.request(r#"{"next": 2}"#).await.unwrap_err();
+    assert!(matches!(err, ClientError::NotConnected), "{err}");
+    client.connect("127.0.0.1", port).await.unwrap();
+    for i in 0..3i64 {
+        let reply = client.request(map(&[("i", Value::from(i))])).await.unwrap();
+        assert_eq!(reply["i"], i);
+    }
+}

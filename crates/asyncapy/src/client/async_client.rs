@@ -205,12 +205,25 @@ impl AsyncClient {
             stream.flush().await
         };
         let write = async { write.await.map_err(|e| ClientError::io(e, timeout)) };
-        match timeout {
+        let written = match timeout {
             Some(limit) => tokio::time::timeout(limit, write)
                 .await
                 .unwrap_or(Err(ClientError::TimedOut(limit))),
             None => write.await,
+        };
+        self.drop_connection_after(written)
+    }
+
+    /// Drops the connection after an error that leaves it unusable (a
+    /// timeout: the late reply would be read as the next request's).
+    fn drop_connection_after<T>(
+        &mut self,
+        result: Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        if result.as_ref().is_err_and(ClientError::ends_connection) {
+            self.connection = None;
         }
+        result
     }
 
     /// Sends any value that serializes to a map.
@@ -244,12 +257,13 @@ impl AsyncClient {
                 }
             }
         };
-        match timeout {
+        let frame = match timeout {
             Some(limit) => tokio::time::timeout(limit, read)
                 .await
                 .unwrap_or(Err(ClientError::TimedOut(limit))),
             None => read.await,
-        }
+        };
+        self.drop_connection_after(frame)
     }
 
     /// Receives the next reply, decoded. A failure reply is

@@ -222,11 +222,24 @@ impl BlockingClient {
         let connection = self.connection.as_mut().ok_or(ClientError::NotConnected)?;
         connection.wbuf.clear();
         encode_request(&connection.codec, encoding, payload, &mut connection.wbuf)?;
-        connection
+        let written = connection
             .stream
             .write_all(&connection.wbuf)
             .and_then(|()| connection.stream.flush())
-            .map_err(|e| ClientError::io(e, timeout))
+            .map_err(|e| ClientError::io(e, timeout));
+        self.drop_connection_after(written)
+    }
+
+    /// Drops the connection after an error that leaves it unusable (a
+    /// timeout: the late reply would be read as the next request's).
+    fn drop_connection_after<T>(
+        &mut self,
+        result: Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        if result.as_ref().is_err_and(ClientError::ends_connection) {
+            self.connection = None;
+        }
+        result
     }
 
     /// Sends any value that serializes to a map.
@@ -237,6 +250,11 @@ impl BlockingClient {
     }
 
     fn next_frame(&mut self) -> Result<RawFrame, ClientError> {
+        let frame = self.read_frame();
+        self.drop_connection_after(frame)
+    }
+
+    fn read_frame(&mut self) -> Result<RawFrame, ClientError> {
         let timeout = self.config.timeout;
         let connection = self.connection.as_mut().ok_or(ClientError::NotConnected)?;
         loop {

@@ -141,6 +141,12 @@ impl ClientConfig {
     }
 
     /// The longest a connect, a send or a receive may take; `None` waits forever.
+    ///
+    /// After a timeout the client drops its connection: a reply that comes
+    /// late can never be read as the reply of a later request. Later calls
+    /// return [`ClientError::NotConnected`](crate::client::ClientError::NotConnected)
+    /// until `connect` is called again. So does every error that leaves the
+    /// stream unusable (a close, a reset, a malformed frame from the server).
     pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> ClientConfig {
         self.timeout = timeout.into();
         self

@@ -78,6 +78,24 @@ pub enum ClientError {
     Io(io::Error),
 }
 
+impl ClientError {
+    /// Whether the connection can no longer be trusted to carry the next
+    /// request: a timeout (a late reply may still come), a close, or a broken
+    /// stream. The clients drop their connection after such an error.
+    pub(crate) fn ends_connection(&self) -> bool {
+        matches!(
+            self,
+            ClientError::TimedOut(_)
+                | ClientError::Closed
+                | ClientError::ClosedMidFrame { .. }
+                | ClientError::Frame(_)
+                | ClientError::Tls(_)
+                | ClientError::TlsExpected
+                | ClientError::Io(_)
+        )
+    }
+}
+
 /// Why a TLS connection failed, as a client sees it.
 ///
 /// ```

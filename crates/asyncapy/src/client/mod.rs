@@ -20,7 +20,10 @@
 //! has none; ours defaults to plain TCP, and with TLS it verifies the server's
 //! certificate (the original verified nothing: [`TlsOptions::insecure`] does
 //! the same, for development). Every failure is a typed
-//! [`ClientError`] instead of an exception or an empty value.
+//! [`ClientError`] instead of an exception or an empty value. After a timeout
+//! (or a close, or a broken stream) the client drops its connection: a late
+//! reply is never taken for the reply of a later request, and later calls say
+//! [`ClientError::NotConnected`] until the next `connect`.
 //!
 //! ```no_run
 //! use asyncapy::client::{BlockingClient, ClientConfig};
