@@ -366,12 +366,30 @@ impl FrameCodec {
     /// Checks the head at the start of `src`, if it is all there: `Ok(None)`
     /// means "need more bytes", `Ok(Some((encoding, total)))` gives the frame's
     /// encoding and its whole length including the head.
+    ///
+    /// A Content-Length below 2 is refused as soon as the field is in: such a
+    /// frame ends before its own one-byte headers, so the bytes after the field
+    /// are not part of it, and waiting for them would leave a peer that sent
+    /// exactly that frame to its timeout.
+    ///
+    /// ```
+    /// use asyncaproto::{FrameCodec, FrameError};
+    /// let codec = FrameCodec::default();
+    /// assert!(matches!(codec.check_head(b"\x00\x00\x00\x00"), Err(FrameError::LengthTooSmall(0))));
+    /// assert!(matches!(codec.check_head(b"\x00\x00\x00\x10\x16"), Ok(None)));
+    /// ```
     pub fn check_head(&self, src: &[u8]) -> Result<Option<(Encoding, usize)>, FrameError> {
         let field = usize::from(self.config.header_size);
-        let Some(head) = src.get(..field + 2) else {
+        let Some(length_field) = src.get(..field) else {
             return Ok(None);
         };
-        let length = self.config.read_length(&head[..field]);
+        let length = self.config.read_length(length_field);
+        let Some(head) = src.get(..field + 2) else {
+            if length < 2 {
+                return Err(FrameError::LengthTooSmall(length));
+            }
+            return Ok(None);
+        };
         let version = head[field];
         let encoding_byte = head[field + 1];
         if version != PROTOCOL_VERSION {
