@@ -577,7 +577,8 @@ def record_cases(script, src, runs):
             out.append(entry)
             print(f"{c['name']:40} {entry['original']['outcome']}", file=sys.stderr)
         out_limit = record_session_limit(servers["limit1"])
-        return out, out_limit
+        out_client = record_client(src, servers)
+        return out, out_limit, out_client
     finally:
         for s in servers.values():
             s.stop()
@@ -636,7 +637,12 @@ CLIENT_SENDS = [
 ]
 
 
-def record_client(src):
+# The original echo servers that answer the original client's packets, by layout.
+CLIENT_SERVERS = {(4, "big"): "echo", (2, "little"): "echo_h2_little"}
+
+
+def record_client(src, servers):
+    """The original client's packets, and the original echo server's answer to each."""
     sys.path.insert(0, src)
     from asyncapy.client import Client
 
@@ -658,15 +664,26 @@ def record_client(src):
         sent, end = read_to_end(conn, 10)
         conn.close()
         listener.close()
+        layout = dict(dict(encoding="json", header_size=4, byteorder="big"), **kwargs)
         entry = {
             "name": name,
             "note": note,
-            "client": dict(dict(encoding="json", header_size=4, byteorder="big"), **kwargs),
+            "client": layout,
             "call": f"Client(tls=False, ...).send({payload!r})",
+            "payload_json": payload if isinstance(payload, str) else json.dumps(payload),
             "sent": sent.hex(),
         }
         if error:
             entry["error"] = error
+        else:
+            server = CLIENT_SERVERS[(layout["header_size"], layout["byteorder"])]
+            reply, end = exchange(servers[server].port, [sent], 0, False, bound_for(server))
+            entry["original_server"] = {
+                "server": server,
+                "reply": reply.hex(),
+                "then": end,
+                "outcome": outcome(reply, end, layout["header_size"], layout["byteorder"]),
+            }
         out.append(entry)
         print(f"{name:40} {len(sent)} bytes{' (' + error + ')' if error else ''}", file=sys.stderr)
     return out
@@ -725,9 +742,16 @@ def main():
                 setup_version = line.split('"')[1]
 
     build_cases()
-    cases, session_limit = record_cases(os.path.abspath(__file__), src, args.runs)
-    client = record_client(src)
+    cases, session_limit, client = record_cases(os.path.abspath(__file__), src, args.runs)
     client_tls = record_client_tls(src, args.tls_port) if args.tls_port else None
+    if client_tls:
+        here = os.path.dirname(os.path.abspath(__file__))
+        try:
+            ours = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            ours = "unknown"
+        client_tls["our_server_built_from"] = f"the work tree at commit {ours}"
 
     doc = {
         "about": "Wire bytes recorded from the original AsyncAPY (Python) by "

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs besides a Rust toolchain, when missing:
-#   - the Python packages of requirements-test.txt (the cross-checks against
-#     the original AsyncAPY and its codecs);
+#   - the Python packages of requirements-test.txt (ziproto, the ZiProto codec
+#     the original uses, and msgpack): the payload codecs' cross-checks, and
+#     the Python client and server written from the original's documentation
+#     (tests/python_interop.rs). The original AsyncAPY itself is not installed:
+#     tests/original_vectors.rs replays wire bytes recorded from it (commit
+#     ce315f2), committed in crates/asyncapy/tests/vectors/ and re-recorded by
+#     hand with scripts/record-original-vectors.py;
 #   - redis-server (Debian package): the Redis key store tests start their own
 #     on a free loopback port, and fail, saying so, without it.
 # Idempotent: cheap when everything is there. Run from anywhere.

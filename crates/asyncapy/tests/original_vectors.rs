@@ -17,6 +17,14 @@
 //! The file is also checked against itself: every outcome label is derived
 //! again from its bytes, so a vector edited into a different behaviour without
 //! its bytes (or the reverse) fails.
+//!
+//! The original client's recorded packets: our server echoes each with the
+//! original server's recorded bytes, and our clients (async and blocking) put
+//! the same bytes on the wire for the same call and read the original server's
+//! recorded reply.
+//!
+//! Re-record (by hand; the original is never fetched by CI):
+//! `python3 scripts/record-original-vectors.py ORIGINAL_SRC_DIR --commit ID`.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
 
@@ -26,12 +34,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use asyncapy::asyncaproto::{json, ByteOrder, Encoding, Map, Value};
+use asyncapy::client::{AsyncClient, BlockingClient, ClientConfig};
 use asyncapy::filters::Fields;
 use asyncapy::{Client, Config, Packet, RunningServer, Server};
 use common::*;
 use futures_util::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 const VECTORS: &str = include_str!("vectors/original-0.5.json");
 
@@ -487,12 +496,20 @@ async fn the_original_clients_requests_are_echoed_byte_for_byte() {
         .await;
         let mut stream = connect(running.local_addr()).await;
         stream.write_all(&sent).await.unwrap();
-        // Our echo writes the payload as the original client wrote it
-        // (Python's json.dumps, the ziproto package's encoder).
+        // The original server echoed the packet with the bytes the client
+        // wrote (Python's json.dumps, the ziproto package's encoder); ours
+        // answers with the original server's bytes.
+        let original = object(send, "original_server");
+        let original_reply = bytes(original, "reply");
+        assert_eq!(
+            hex(&original_reply),
+            hex(&sent),
+            "{name}: the original's echo"
+        );
         let reply = read_at_least(&mut stream, sent.len()).await.unwrap();
         assert_eq!(
             hex(&reply),
-            hex(&sent),
+            hex(&original_reply),
             "{name}: our echo of the original client's packet"
         );
         let encoding = sent[layout.header_size + 1];
@@ -513,4 +530,76 @@ async fn the_original_clients_requests_are_echoed_byte_for_byte() {
         assert_eq!(tls.get("echoed").and_then(Value::as_bool), Some(true));
         assert_eq!(bytes(tls, "received"), bytes(tls, "sent"));
     }
+}
+
+/// A stand-in for the original server on a port of its own: it reads a
+/// request of `expected.len()` bytes, answers `reply` (the original server's
+/// recorded bytes) and closes, as the original did. Returns the port and, when
+/// done, the request it read.
+async fn stand_in(expected: usize, reply: Vec<u8>) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = within_patience("accept", listener.accept()).await.unwrap();
+        let request = read_at_least(&mut stream, expected).await.unwrap();
+        stream.write_all(&reply).await.unwrap();
+        stream.shutdown().await.unwrap();
+        request
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_clients_send_the_original_clients_bytes_and_read_the_original_servers_reply() {
+    let doc = vectors();
+    let mut checked = 0;
+    for send in list(&doc, "original_client") {
+        let send = send.as_map().unwrap();
+        if send.get("error").is_some() {
+            continue;
+        }
+        let name = text(send, "name");
+        let client = object(send, "client");
+        let layout = layout(client);
+        let encoding = if text(client, "encoding") == "ziproto" {
+            Encoding::ZiProto
+        } else {
+            Encoding::Json
+        };
+        let config = ClientConfig::new()
+            .header_size(u8::try_from(layout.header_size).unwrap())
+            .byteorder(layout.byteorder)
+            .encoding(encoding)
+            .timeout(PATIENCE);
+        let payload = text(send, "payload_json").to_string();
+        let expected = json::decode(payload.as_bytes()).unwrap();
+        let sent = bytes(send, "sent");
+        let original_reply = bytes(object(send, "original_server"), "reply");
+
+        let (port, server) = stand_in(sent.len(), original_reply.clone()).await;
+        let mut ours = AsyncClient::connect_to("127.0.0.1", port, config.clone())
+            .await
+            .unwrap();
+        let reply = ours.request(payload.as_str()).await.unwrap();
+        let request = within_patience("the stand-in", server).await.unwrap();
+        assert_eq!(hex(&request), hex(&sent), "{name}: AsyncClient's bytes");
+        assert_eq!(Value::Map(reply), expected, "{name}: AsyncClient's reply");
+
+        let (port, server) = stand_in(sent.len(), original_reply).await;
+        let reply = tokio::task::spawn_blocking(move || {
+            let mut ours = BlockingClient::connect_to("127.0.0.1", port, config).unwrap();
+            ours.request(payload.as_str()).unwrap()
+        })
+        .await
+        .unwrap();
+        let request = within_patience("the stand-in", server).await.unwrap();
+        assert_eq!(hex(&request), hex(&sent), "{name}: BlockingClient's bytes");
+        assert_eq!(
+            Value::Map(reply),
+            expected,
+            "{name}: BlockingClient's reply"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} packets checked");
 }
