@@ -40,6 +40,9 @@ pub(crate) struct ServeArgs {
     /// Most concurrent connections (default 10000).
     #[arg(long)]
     max_connections: Option<String>,
+    /// Most bytes of unsent replies a session may hold (default 1048576).
+    #[arg(long)]
+    max_outbox: Option<String>,
     /// Runtime worker threads, 0 for one per core (default 0).
     #[arg(long)]
     workers: Option<String>,
@@ -95,6 +98,7 @@ impl ServeArgs {
             ("session_limit", &self.session_limit),
             ("max_packet_size", &self.max_packet_size),
             ("max_connections", &self.max_connections),
+            ("max_outbox", &self.max_outbox),
             ("workers", &self.workers),
             ("grace_period", &self.grace_period),
             ("logging_level", &self.logging_level),

@@ -16,6 +16,7 @@
 //! | `encoding` | `json` | accepted for compatibility with the original sample; replies always use the session's encoding |
 //! | `max_packet_size` | `8388608` | largest Content-Length accepted (`ERR_PACKET_TOO_LARGE` above) |
 //! | `max_connections` | `10000` | concurrent connections (`ERR_SERVER_BUSY` above) |
+//! | `max_outbox` | `1048576` | bytes a session's unsent replies may hold; a send to a full outbox waits for room (at most `timeout`) |
 //! | `workers` | `0` | runtime worker threads (0: one per core) |
 //! | `grace_period` | `10` | seconds in-flight packets get to finish at shutdown |
 //! | `tls_cert` | none | PEM file of the server's certificate chain (leaf first): serve TLS (feature `tls`) |
@@ -53,7 +54,7 @@ use crate::ini::{Ini, IniError};
 pub const INI_SECTION: &str = "AsyncAPY";
 
 /// Every key the `[AsyncAPY]` section may hold.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "addr",
     "port",
     "buf",
@@ -67,6 +68,7 @@ pub const KEYS: [&str; 21] = [
     "encoding",
     "max_packet_size",
     "max_connections",
+    "max_outbox",
     "workers",
     "grace_period",
     "tls_cert",
@@ -151,6 +153,10 @@ pub struct Config {
     pub max_packet_size: u64,
     /// Most concurrent connections.
     pub max_connections: usize,
+    /// Most bytes a session's unsent replies may hold. A send to a full
+    /// outbox waits until the session has written enough (a single frame
+    /// larger than this is taken when the outbox is empty).
+    pub max_outbox: usize,
     /// Runtime worker threads; 0 for one per core.
     pub workers: usize,
     /// How long in-flight packets may run on at shutdown.
@@ -189,6 +195,7 @@ impl Default for Config {
             encoding: Encoding::Json,
             max_packet_size: asyncaproto::frame::DEFAULT_MAX_PACKET_SIZE,
             max_connections: 10_000,
+            max_outbox: 1 << 20,
             workers: 0,
             grace_period: Duration::from_secs(10),
             tls_cert: None,
@@ -450,6 +457,9 @@ impl Config {
                 self.max_packet_size =
                     parse_int(key, value, "must be a number of bytes, at least 2")?
             }
+            "max_outbox" => {
+                self.max_outbox = parse_int(key, value, "must be a positive number of bytes")?
+            }
             "max_connections" => {
                 self.max_connections = parse_int(key, value, "must be a positive number")?
             }
@@ -514,6 +524,13 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "0", "must be a positive number"));
+        }
+        if self.max_outbox == 0 {
+            return Err(invalid(
+                "max_outbox",
+                "0",
+                "must be a positive number of bytes",
+            ));
         }
         if let Err(e) = crate::logging::PythonFormat::new(&self.console_format, &self.datefmt) {
             let (key, value) = match e {
@@ -650,6 +667,7 @@ mod tests {
             ("encoding", "xml"),
             ("max_packet_size", "1"),
             ("max_connections", "0"),
+            ("max_outbox", "0"),
             ("grace_period", "0"),
             ("console_format", "%%(nosuch)s"),
             ("datefmt", "%%Q"),

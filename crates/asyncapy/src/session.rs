@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use asyncaproto::{Encoding, ErrorCode, FrameCodec, FrameError, Map};
 use bytes::BytesMut;
@@ -32,7 +32,11 @@ pub(crate) struct SessionState {
     encoding: AtomicU8,
     /// Frames waiting to be written; the connection task drains it.
     outbox: Mutex<BytesMut>,
-    /// `CLOSING`, `SHUTDOWN`, `ABORT`: what the session task is asked to do.
+    /// Notified when the session task has taken what the outbox held (or the
+    /// session closes): senders waiting for room try again.
+    room: tokio::sync::Notify,
+    /// `CLOSING`, `SHUTDOWN`, `ABORT`: what the session task is asked to do;
+    /// `OUTPUT`, `BUSY`: whether it must be woken to write.
     signals: AtomicU8,
     /// The session task, woken when a signal is raised.
     waker: AtomicWaker,
@@ -47,6 +51,11 @@ const CLOSING: u8 = 1;
 const SHUTDOWN: u8 = 2;
 /// The grace period is over: drop everything now.
 const ABORT: u8 = 4;
+/// The outbox holds frames the session task has not taken yet.
+const OUTPUT: u8 = 8;
+/// The session task is processing a batch of input without waiting: it
+/// writes the outbox when the batch is done, so sends need not wake it.
+const BUSY: u8 = 16;
 
 /// A signal raised on a session from outside its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,7 @@ impl SessionState {
             codec,
             encoding: AtomicU8::new(NO_ENCODING),
             outbox: Mutex::new(BytesMut::new()),
+            room: tokio::sync::Notify::new(),
             signals: AtomicU8::new(0),
             waker: AtomicWaker::new(),
             seq: NEXT_SEQ.fetch_add(1, Ordering::Relaxed),
@@ -116,6 +126,63 @@ impl SessionState {
     fn raise(&self, signal: u8) {
         self.signals.fetch_or(signal, Ordering::AcqRel);
         self.waker.wake();
+        if signal & (CLOSING | ABORT) != 0 {
+            // Senders waiting for room give up: the session is closing.
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Tells the session task that the outbox holds frames to write; wakes it
+    /// unless it is processing a batch (it writes the outbox after that).
+    fn output_queued(&self) {
+        let before = self.signals.fetch_or(OUTPUT, Ordering::SeqCst);
+        if before & BUSY == 0 {
+            self.waker.wake();
+        }
+    }
+
+    /// The session task starts processing a batch of input: sends made
+    /// meanwhile are written when it is done, with no wake-up each.
+    pub(crate) fn begin_batch(&self) {
+        self.signals.fetch_or(BUSY, Ordering::SeqCst);
+    }
+
+    /// The session task waits (for a handler, or for input): sends wake it
+    /// from now on. Sends made while it was busy are seen by the next
+    /// [`SessionState::poll_output`].
+    pub(crate) fn end_batch(&self) {
+        self.signals.fetch_and(!BUSY, Ordering::SeqCst);
+    }
+
+    /// Ready when the outbox holds frames not taken yet (clearing the mark),
+    /// registering the task to be woken by the next send.
+    pub(crate) fn poll_output(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.signals.load(Ordering::SeqCst) & OUTPUT != 0 {
+            self.signals.fetch_and(!OUTPUT, Ordering::SeqCst);
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Moves what the outbox holds to the end of `wbuf` (the bytes the task
+    /// is writing), and lets waiting senders try again.
+    pub(crate) fn take_outbox(&self, wbuf: &mut BytesMut) {
+        self.signals.fetch_and(!OUTPUT, Ordering::SeqCst);
+        {
+            let mut outbox = self.outbox();
+            if outbox.is_empty() {
+                return;
+            }
+            if wbuf.is_empty() {
+                std::mem::swap(&mut *outbox, wbuf);
+            } else {
+                wbuf.extend_from_slice(&outbox);
+                outbox.clear();
+            }
+        }
+        self.room.notify_waiters();
     }
 
     pub(crate) fn close(&self) {
@@ -166,16 +233,57 @@ impl SessionState {
         let _ = self.codec.write_raw(encoding, &payload, &mut self.outbox());
     }
 
-    fn send_map(&self, map: &Map, close: bool) -> Result<(), SendError> {
+    /// Queues `map` as a frame if the outbox has room (an empty outbox
+    /// always has room for one frame, however large).
+    fn try_send_map(&self, map: &Map, close: bool) -> Result<(), SendError> {
         if self.is_closing() {
             return Err(SendError::Closed);
         }
         let encoding = self.encoding().unwrap_or_default();
-        self.codec.write_frame(encoding, map, &mut self.outbox())?;
+        {
+            let mut outbox = self.outbox();
+            if !outbox.is_empty() && outbox.len() >= self.registry.max_outbox {
+                return Err(SendError::Full);
+            }
+            self.codec.write_frame(encoding, map, &mut outbox)?;
+        }
         if close {
             self.close();
+        } else {
+            self.output_queued();
         }
         Ok(())
+    }
+
+    /// Queues `map` as a frame, waiting for room in the outbox if it is full:
+    /// at most the session `timeout`, after which the session (whose peer
+    /// has read nothing for that long) is closed.
+    async fn send_map(&self, map: &Map, close: bool) -> Result<(), SendError> {
+        match self.try_send_map(map, close) {
+            Err(SendError::Full) => {}
+            done => return done,
+        }
+        let deadline = tokio::time::Instant::now() + self.registry.send_timeout;
+        loop {
+            let room = self.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            match self.try_send_map(map, close) {
+                Err(SendError::Full) => {}
+                done => return done,
+            }
+            // Make sure the task knows there is something to write.
+            self.output_queued();
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                tracing::warn!(
+                    "Session {}: its outbox stayed full for {:?}: closing it",
+                    self.id,
+                    self.registry.send_timeout
+                );
+                self.close();
+                return Err(SendError::Closed);
+            }
+        }
     }
 }
 
@@ -191,6 +299,10 @@ pub enum SendError {
     /// The packet cannot be framed (e.g. too long for the configured Content-Length size).
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The session's outbox is full ([`Config::max_outbox`](crate::Config::max_outbox)):
+    /// only from [`Client::try_send`], which never waits.
+    #[error("the session's outbox is full")]
+    Full,
 }
 
 /// The client of a session, as a handler sees it (the original's
@@ -234,10 +346,35 @@ impl Client {
 
     /// Sends `packet` to the client in the session's encoding.
     ///
-    /// The packet is queued and written when the handler returns (or sooner if
-    /// the server flushes), in order with every other reply of the session.
+    /// The packet is on its way at once, in order with every other packet of
+    /// the session: the session writes it while the handler goes on (replies
+    /// of handlers that return without waiting leave together, in one write
+    /// per batch of input). It works from any task or thread, on any session
+    /// (another session's [`Session::client`] included).
+    ///
+    /// When the session's outbox is full ([`Config::max_outbox`](crate::Config::max_outbox)),
+    /// `send` waits for room: at most the session `timeout`, after which the
+    /// session, whose peer has read nothing for that long, is closed and
+    /// `send` returns [`SendError::Closed`].
     pub async fn send(&self, packet: impl AsPayload) -> Result<(), SendError> {
-        self.state.send_map(packet.as_payload(), false)
+        self.state.send_map(packet.as_payload(), false).await
+    }
+
+    /// Sends `packet` if the session's outbox has room, without waiting:
+    /// [`SendError::Full`] otherwise. For code that cannot wait (a callback
+    /// on another thread, a binding to another language).
+    ///
+    /// ```
+    /// # async fn handler(client: asyncapy::Client, packet: asyncapy::Packet) {
+    /// match client.try_send(&packet) {
+    ///     Ok(()) => {}
+    ///     Err(asyncapy::SendError::Full) => { /* the peer is not reading: drop, or retry later */ }
+    ///     Err(_) => { /* the session is closed */ }
+    /// }
+    /// # }
+    /// ```
+    pub fn try_send(&self, packet: impl AsPayload) -> Result<(), SendError> {
+        self.state.try_send_map(packet.as_payload(), false)
     }
 
     /// Sends any value that serializes to a map (a `#[derive(Serialize)]`
@@ -248,12 +385,12 @@ impl Client {
     ) -> Result<(), SendError> {
         let packet =
             Packet::from_serialize(value, self.encoding()).map_err(SendError::Serialize)?;
-        self.state.send_map(packet.map(), false)
+        self.state.send_map(packet.map(), false).await
     }
 
     /// Sends `packet`, then closes the session (the original's `send(packet, close=True)`).
     pub async fn send_and_close(&self, packet: impl AsPayload) -> Result<(), SendError> {
-        self.state.send_map(packet.as_payload(), true)
+        self.state.send_map(packet.as_payload(), true).await
     }
 
     /// Closes the session once what was sent so far is written.
@@ -339,10 +476,13 @@ impl fmt::Debug for Session {
 }
 
 /// Every live session, by client IP; it enforces the per-IP `session_limit`.
-#[derive(Default)]
 pub(crate) struct Registry {
     limit: usize,
     by_ip: Mutex<HashMap<IpAddr, HashMap<u64, Arc<SessionState>>>>,
+    /// Every session's outbox bound ([`Config::max_outbox`](crate::Config::max_outbox)).
+    max_outbox: usize,
+    /// How long a send waits for room in a full outbox (the session timeout).
+    send_timeout: Duration,
 }
 
 /// A client IP already holds the most sessions it may.
@@ -353,10 +493,21 @@ type ByIp = HashMap<IpAddr, HashMap<u64, Arc<SessionState>>>;
 
 impl Registry {
     pub(crate) fn new(limit: usize) -> Registry {
+        let defaults = crate::Config::default();
         Registry {
             limit,
             by_ip: Mutex::default(),
+            max_outbox: defaults.max_outbox,
+            send_timeout: defaults.timeout,
         }
+    }
+
+    /// Sets the outbox bound of every session, and how long a send waits for
+    /// room in a full one.
+    pub(crate) fn with_outbox(mut self, max_outbox: usize, send_timeout: Duration) -> Registry {
+        self.max_outbox = max_outbox;
+        self.send_timeout = send_timeout;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, ByIp> {

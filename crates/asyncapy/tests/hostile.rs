@@ -108,11 +108,21 @@ fn owed(mut bytes: &[u8]) -> Vec<Owed> {
     let mut session: Option<Encoding> = None;
     loop {
         let timed_out = Owed::TimedOut(session.unwrap_or(Encoding::Json));
+        let Some(field) = bytes.get(..4) else {
+            owed.push(timed_out);
+            return owed;
+        };
+        let length = u64::from(u32::from_be_bytes([field[0], field[1], field[2], field[3]]));
+        // A Content-Length below 2 ends before its own headers: refused as
+        // soon as the field is in.
+        if length < 2 {
+            owed.push(Owed::Failure(ErrorCode::HeaderInvalid, Encoding::Json));
+            return owed;
+        }
         let Some(head) = bytes.get(..6) else {
             owed.push(timed_out);
             return owed;
         };
-        let length = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
         let encoding = match (head[4], head[5]) {
             (22, 0) => Encoding::Json,
             (22, 1) => Encoding::ZiProto,
@@ -121,10 +131,6 @@ fn owed(mut bytes: &[u8]) -> Vec<Owed> {
                 return owed;
             }
         };
-        if length < 2 {
-            owed.push(Owed::Failure(ErrorCode::HeaderInvalid, Encoding::Json));
-            return owed;
-        }
         if length > MAX {
             owed.push(Owed::Failure(ErrorCode::PacketTooLarge, encoding));
             return owed;

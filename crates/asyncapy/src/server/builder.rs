@@ -114,6 +114,11 @@ impl ServerBuilder {
         max_connections: usize
     );
     setter!(
+        /// Most bytes of unsent replies a session may hold (default 1 MiB); a
+        /// send to a full outbox waits for room.
+        max_outbox: usize
+    );
+    setter!(
         /// Runtime worker threads for [`Server::start`]; 0 for one per core.
         workers: usize
     );

@@ -13,6 +13,12 @@
 //! The read buffer is allocated only when the socket first becomes readable, so
 //! an idle session costs little. The idle deadline moves only when a complete
 //! packet arrives: a peer trickling bytes cannot keep a session alive.
+//!
+//! What handlers send is written when sent: a send wakes the session when it
+//! waits (for input, or for a handler that awaits something), and the session
+//! writes while the handler goes on. Only while the session is processing a
+//! batch of input without waiting do sends skip the wake-up: their frames leave
+//! together when the batch is done, in one write.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -83,12 +89,20 @@ pub(crate) struct Connection<T: Transport> {
     /// How much room each read gets: `buf` at first, doubled whenever a read
     /// fills it, up to [`MAX_READ_SIZE`].
     read_size: usize,
+    /// Since when the peer has taken none of the bytes waiting to be written
+    /// (none while everything is written): a peer that reads nothing for
+    /// `timeout` is cut, however the wait is split between a handler's run
+    /// and the writes after it.
+    stalled_since: Option<Instant>,
 }
 
 /// What ended a wait for input.
 enum Wake {
     /// Bytes arrived (or the stream ended: the next read says which).
     Input(io::Result<usize>),
+    /// A handle queued frames to send (a handler still running, or another
+    /// session's).
+    Output,
     /// The session was closed by a handle.
     Closed,
     /// The server is shutting down.
@@ -119,6 +133,7 @@ impl<T: Transport> Connection<T> {
             deadline,
             registered: Some(registered),
             _permit: permit,
+            stalled_since: None,
         }
     }
 
@@ -143,8 +158,10 @@ impl<T: Transport> Connection<T> {
                 }
             }
         };
-        // The session is over: it no longer counts against any limit.
+        // The session is over: it no longer counts against any limit, and
+        // handles see it closed (senders waiting for room give up).
         self.registered = None;
+        self.state.close();
         match end {
             End::ClientClosed | End::Truncated | End::Broken | End::Aborted => {}
             End::Closed | End::Failed(_) => Box::pin(self.linger()).await,
@@ -187,6 +204,9 @@ impl<T: Transport> Connection<T> {
             if signal.is_ready() {
                 return Poll::Ready(Wake::Shutdown);
             }
+            if self.state.poll_output(cx).is_ready() {
+                return Poll::Ready(Wake::Output);
+            }
             if self.deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wake::Deadline);
             }
@@ -214,7 +234,16 @@ impl<T: Transport> Connection<T> {
                 );
                 Some(End::Truncated)
             }
-            Wake::Input(Ok(_)) => self.process().await,
+            Wake::Input(Ok(_)) => {
+                self.state.begin_batch();
+                let end = self.process().await;
+                self.state.end_batch();
+                end
+            }
+            Wake::Output => match self.flush().await {
+                Ok(()) => None,
+                Err(_) => Some(End::Broken),
+            },
             Wake::Input(Err(e)) => {
                 debug!("Read failed: {e}");
                 Some(End::Broken)
@@ -288,13 +317,26 @@ impl<T: Transport> Connection<T> {
                 Poll::Ready(outcome) => Some(outcome),
                 Poll::Pending => {
                     self.deadline.as_mut().reset(Instant::now() + period);
+                    // The handler waits: what it (or anyone) sends meanwhile
+                    // is written now, while it runs.
+                    self.state.end_batch();
                     let state = &self.state;
-                    tokio::select! {
-                        biased;
-                        outcome = dispatch => Some(outcome),
-                        () = poll_fn(|cx| state.poll_abort(cx)) => return Some(End::Aborted),
-                        () = &mut self.deadline => None,
-                    }
+                    let outcome = loop {
+                        tokio::select! {
+                            biased;
+                            outcome = &mut dispatch => break Some(outcome),
+                            () = poll_fn(|cx| state.poll_abort(cx)) => return Some(End::Aborted),
+                            () = &mut self.deadline => break None,
+                            written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since) => {
+                                if let Err(e) = written {
+                                    debug!("Write failed: {e}");
+                                    return Some(End::Broken);
+                                }
+                            }
+                        }
+                    };
+                    self.state.begin_batch();
+                    outcome
                 }
             };
             let Some(outcome) = outcome else {
@@ -348,7 +390,7 @@ impl<T: Transport> Connection<T> {
 
     /// Writes the outbox, bounded by the session timeout.
     async fn flush(&mut self) -> io::Result<()> {
-        std::mem::swap(&mut *self.state.outbox(), &mut self.wbuf);
+        self.state.take_outbox(&mut self.wbuf);
         if self.wbuf.is_empty() {
             return Ok(());
         }
@@ -364,9 +406,10 @@ impl<T: Transport> Connection<T> {
             match futures_util::poll!(write.as_mut()) {
                 Poll::Ready(result) => result,
                 Poll::Pending => {
+                    let stalled_since = *self.stalled_since.get_or_insert_with(Instant::now);
                     self.deadline
                         .as_mut()
-                        .reset(Instant::now() + self.ctx.config.timeout);
+                        .reset(stalled_since + self.ctx.config.timeout);
                     let state = &self.state;
                     tokio::select! {
                         biased;
@@ -378,6 +421,7 @@ impl<T: Transport> Connection<T> {
             }
         };
         self.wbuf.clear();
+        self.stalled_since = None;
         if self.wbuf.capacity() > KEEP_BUFFER_UP_TO {
             self.wbuf = BytesMut::new();
         }
@@ -414,6 +458,36 @@ impl<T: Transport> Connection<T> {
             }
         }
     }
+}
+
+/// Writes some of what is queued, for a session whose handler is running:
+/// waits until there is something to write (in `wbuf`, or sent since), then
+/// makes one write. Cancel-safe: what a write took is removed from `wbuf`
+/// when it completes, so dropping this future loses nothing.
+async fn write_some<T: Transport>(
+    stream: &mut T,
+    wbuf: &mut BytesMut,
+    state: &SessionState,
+    stalled_since: &mut Option<Instant>,
+) -> io::Result<()> {
+    if wbuf.is_empty() {
+        poll_fn(|cx| state.poll_output(cx)).await;
+        state.take_outbox(wbuf);
+        if wbuf.is_empty() {
+            return Ok(());
+        }
+    }
+    // The clock runs from here until the peer takes some of it.
+    stalled_since.get_or_insert_with(Instant::now);
+    if stream.write_buf(wbuf).await? == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    *stalled_since = (!wbuf.is_empty()).then(Instant::now);
+    if wbuf.is_empty() {
+        // On TLS, sends the records rustls still holds.
+        stream.flush().await?;
+    }
+    Ok(())
 }
 
 pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {

@@ -290,7 +290,10 @@ impl Server {
             addr: target,
             source,
         })?;
-        let registry = Arc::new(Registry::new(self.config.session_limit));
+        let registry = Arc::new(
+            Registry::new(self.config.session_limit)
+                .with_outbox(self.config.max_outbox, self.config.timeout),
+        );
         let permits = Arc::new(Semaphore::new(self.config.max_connections));
         #[cfg(feature = "tls")]
         let security = match &tls {
