@@ -255,6 +255,18 @@ pub enum ConfigError {
         /// What is wrong, naming the file.
         reason: String,
     },
+    /// A log format (`console_format`, `datefmt`) that cannot be used.
+    #[error("{key}: invalid value {value:?}: {reason}: {detail}")]
+    Format {
+        /// The option's name.
+        key: &'static str,
+        /// The value as given.
+        value: String,
+        /// What a valid value looks like.
+        reason: &'static str,
+        /// What the formatter found wrong.
+        detail: String,
+    },
     /// A bad value in a configuration file: the file, then what is wrong.
     #[error("{path}: {error}")]
     InFile {
@@ -272,6 +284,29 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+impl Config {
+    /// The error naming the key (`console_format` or `datefmt`) whose value
+    /// the log format refused, with the formatter's own reason.
+    pub(crate) fn format_error(&self, error: &crate::logging::FormatError) -> ConfigError {
+        let (key, value, reason) = match error {
+            crate::logging::FormatError::DateFormat(_) => {
+                ("datefmt", &self.datefmt, "must be a strftime date format")
+            }
+            _ => (
+                "console_format",
+                &self.console_format,
+                "must be a Python logging format (%(levelname)s, %(asctime)s, %(message)s...)",
+            ),
+        };
+        ConfigError::Format {
+            key,
+            value: value.clone(),
+            reason,
+            detail: error.to_string(),
+        }
+    }
 }
 
 impl ConfigError {
@@ -533,15 +568,7 @@ impl Config {
             ));
         }
         if let Err(e) = crate::logging::PythonFormat::new(&self.console_format, &self.datefmt) {
-            let (key, value) = match e {
-                crate::logging::FormatError::DateFormat(_) => ("datefmt", &self.datefmt),
-                _ => ("console_format", &self.console_format),
-            };
-            return Err(invalid(
-                key,
-                value,
-                "must be a Python logging format (%(levelname)s, %(asctime)s, %(message)s...) and a strftime date format",
-            ));
+            return Err(self.format_error(&e));
         }
         if self.timeout.is_zero() {
             return Err(invalid(

@@ -134,7 +134,7 @@ impl TestSession {
             Ok(Ok(Dispatched::Unhandled)) => (Outcome::NoHandler, Some(ErrorCode::NoHandler)),
             Ok(Err(e)) => (Outcome::Failed(e), Some(ErrorCode::HandlerFailed)),
             Err(panic) => {
-                let message = crate::server::connection::panic_message(&panic).to_owned();
+                let message = crate::server::panic_report::message(&*panic).to_owned();
                 (Outcome::Panicked(message), Some(ErrorCode::HandlerFailed))
             }
         };

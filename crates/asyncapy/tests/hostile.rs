@@ -21,6 +21,14 @@ use tokio::sync::Mutex;
 /// One hostile test at a time.
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
+/// No log in this file: its tests measure memory and CPU, and tens of
+/// thousands of deliberate failures would fill the harness's log capture.
+fn quiet_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::OFF)
+        .try_init();
+}
+
 /// A small deterministic PRNG (xorshift64*): reproducible corruption.
 struct Rng(u64);
 
@@ -217,6 +225,7 @@ fn assert_paid(i: usize, owed: &[Owed], got: &[(Encoding, asyncapy::asyncaproto:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_corrupted_frames_over_a_hundred_connections() {
     let _serial = SERIAL.lock().await;
+    quiet_log();
     // A complete frame, good or bad, is answered at once; a frame still short
     // of its bytes waits for the timeout. Answers "at once" must come within
     // half the timeout, so the two can never be mistaken for each other; a
@@ -293,6 +302,7 @@ async fn a_thousand_corrupted_frames_over_a_hundred_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_tricklers_are_cut_off_and_others_are_served_quickly() {
     let _serial = SERIAL.lock().await;
+    quiet_log();
     let timeout = Duration::from_secs(3);
     let running = start_echo(Config {
         timeout,
@@ -365,6 +375,7 @@ fn cpu_time() -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_closed_and_reset_peers_are_released_promptly_without_spinning() {
     let _serial = SERIAL.lock().await;
+    quiet_log();
     let running = start_echo(Config {
         timeout: Duration::from_secs(30),
         ..test_config()
@@ -441,6 +452,7 @@ async fn half_closed_and_reset_peers_are_released_promptly_without_spinning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_simultaneous_one_request_connections() {
     let _serial = SERIAL.lock().await;
+    quiet_log();
     let running = start_echo(test_config()).await;
     let addr = running.local_addr();
     let mut clients = Vec::new();
@@ -460,6 +472,7 @@ async fn two_thousand_simultaneous_one_request_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_cap_refuses_the_one_over_it() {
     let _serial = SERIAL.lock().await;
+    quiet_log();
     let cap = 200;
     let running = start_echo(Config {
         max_connections: cap,
@@ -512,6 +525,7 @@ async fn median_latency(addr: std::net::SocketAddr) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_and_timed_out_handlers_leave_nothing_behind() {
     let _serial = SERIAL.lock().await;
+    quiet_log();
     // Silence only the deliberate panics.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

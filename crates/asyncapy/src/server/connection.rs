@@ -38,6 +38,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::dispatch::Dispatched;
 use crate::packet::Packet;
+use crate::server::panic_report::{self, Reported};
 use crate::server::transport::{poll_read_more, Transport};
 use crate::server::ServerContext;
 use crate::session::{Client, RegistryGuard, SessionState, Signal};
@@ -309,8 +310,8 @@ impl<T: Transport> Connection<T> {
             };
             drop(frame);
             let packet = Packet::new(map, encoding);
-            let mut dispatch =
-                pin!(AssertUnwindSafe(ctx.dispatcher.dispatch(&client, packet)).catch_unwind());
+            let handlers = pin!(ctx.dispatcher.dispatch(&client, packet));
+            let mut dispatch = pin!(AssertUnwindSafe(Reported(handlers)).catch_unwind());
             // Most handlers finish without waiting: only arm the handler
             // deadline for those that do.
             let outcome = match futures_util::poll!(dispatch.as_mut()) {
@@ -354,7 +355,11 @@ impl<T: Transport> Connection<T> {
                     ErrorCode::HandlerFailed
                 }
                 Err(panic) => {
-                    error!("Handler panicked: {}", panic_message(&panic));
+                    let message = panic_report::message(&*panic);
+                    match panic_report::take_location() {
+                        Some(at) => error!("Handler panicked at {at}: {message}"),
+                        None => error!("Handler panicked: {message}"),
+                    }
                     ErrorCode::HandlerFailed
                 }
             };
@@ -488,16 +493,6 @@ async fn write_some<T: Transport>(
         stream.flush().await?;
     }
     Ok(())
-}
-
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s
-    } else {
-        "(no message)"
-    }
 }
 
 #[cfg(test)]

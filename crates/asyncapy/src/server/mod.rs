@@ -22,6 +22,7 @@
 
 mod builder;
 pub(crate) mod connection;
+pub(crate) mod panic_report;
 mod listener;
 mod transport;
 
@@ -247,8 +248,16 @@ impl Server {
 
     /// Validates the configuration and binds the listener; the server then
     /// accepts connections on a task of the current runtime.
+    ///
+    /// Like the original, the server logs (to standard error, in
+    /// `console_format` at `logging_level`) unless the application installed
+    /// a `tracing` subscriber of its own first: then every line goes to
+    /// that one, and the server's log options do not apply. The first server
+    /// of a process sets the log up; later ones use it as it is.
     pub async fn bind(self) -> Result<RunningServer, ServerError> {
         self.config.validate()?;
+        crate::logging::init(&self.config).map_err(|e| self.config.format_error(&e))?;
+        panic_report::install_hook();
         if self.dispatcher.is_empty() {
             return Err(ServerError::NoHandlers);
         }
@@ -337,27 +346,9 @@ impl Server {
     /// The signal handlers are in place before the `Serving on ADDR` line is
     /// logged (at INFO), so a supervisor may signal from that line on.
     pub fn start(self) -> Result<(), ServerError> {
-        // Like the original, the server sets up its own log (unless the
-        // application installed a subscriber already).
-        crate::logging::init(&self.config).map_err(|e| {
-            let (key, value, reason) = match e {
-                crate::logging::FormatError::DateFormat(_) => (
-                    "datefmt",
-                    &self.config.datefmt,
-                    "must be a strftime date format",
-                ),
-                _ => (
-                    "console_format",
-                    &self.config.console_format,
-                    "must be a Python logging format",
-                ),
-            };
-            ServerError::Config(ConfigError::Invalid {
-                key,
-                value: value.clone(),
-                reason,
-            })
-        })?;
+        // The log is set up by bind() (below); a bad format is refused before
+        // a runtime is built.
+        crate::logging::init(&self.config).map_err(|e| self.config.format_error(&e))?;
         let runtime = runtime(self.config.workers).map_err(ServerError::Runtime)?;
         runtime.block_on(async move {
             // The signal handlers before the bind: once "Serving on" is

@@ -13,7 +13,16 @@ use tokio::net::TcpStream;
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// A test server's configuration: port 0, the defaults otherwise. It also
+/// routes the log (servers log from `bind`) through the test harness, which
+/// shows it only for a test that fails: an application's own subscriber is
+/// kept by the server.
 pub fn test_config() -> Config {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .try_init();
     Config {
         port: 0,
         ..Config::default()
