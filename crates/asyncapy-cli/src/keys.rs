@@ -64,8 +64,17 @@ impl StoreArgs {
                 .map_err(flat)?;
             return Ok(Arc::new(store));
         }
-        // The spec may hold a password: show its scheme only.
-        let scheme = spec.split_once(':').map_or("", |(scheme, _)| scheme);
+        if spec.trim().is_empty() {
+            bail!("no key store given: --keys takes sqlite:PATH or redis://HOST[:PORT][/DB]");
+        }
+        // The spec may hold a password: show its scheme only. Without a
+        // scheme (no ':'), it holds no password: it is likely a file's path.
+        let Some((scheme, _)) = spec.split_once(':') else {
+            bail!(
+                "key store {spec:?} has no scheme: write sqlite:{spec} for an SQLite file, \
+                 or redis://HOST[:PORT][/DB] for a Redis"
+            );
+        };
         bail!("unknown key store {scheme:?}: --keys takes sqlite:PATH or redis://HOST[:PORT][/DB]")
     }
 
@@ -306,6 +315,12 @@ mod tests {
             "{text}"
         );
         assert!(store("sqlite:").open().await.is_err());
+        let err = store("/var/keys.db").open().await.err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "key store \"/var/keys.db\" has no scheme: write sqlite:/var/keys.db for an SQLite \
+             file, or redis://HOST[:PORT][/DB] for a Redis"
+        );
         let none = StoreArgs {
             keys: None,
             ..store("")

@@ -62,7 +62,7 @@ impl ServeTlsArgs {
             if let Some(value) = value {
                 config
                     .set(key, value)
-                    .with_context(|| format!("--{}", key.replace('_', "-")))?;
+                    .map_err(|e| crate::serve::flag_error(key, &e))?;
             }
         }
         if !self.tls_self_signed {

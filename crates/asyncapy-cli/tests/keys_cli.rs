@@ -7,18 +7,16 @@
 #[path = "../../asyncapy/tests/key_stores/redis_server.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod redis_server;
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
 use serde_json::{json, Value};
-
-fn asyncapy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_asyncapy"))
-}
+use support::asyncapy;
 
 /// Runs `asyncapy keys --store STORE ARGS` and returns its output.
 fn keys(store: &str, args: &[&str]) -> Output {
@@ -144,24 +142,13 @@ struct Served {
 
 impl Served {
     fn start(args: &[&str]) -> Served {
-        let mut child = asyncapy()
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0", "--timeout", "10"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            panic!("unexpected first line {line:?}");
-        };
-        let addr = addr.to_owned();
-        Served { child, addr }
+        let mut args = args.to_vec();
+        args.extend(["--timeout", "10"]);
+        let started = support::serve(&args, 0, false);
+        Served {
+            child: started.child,
+            addr: started.addr,
+        }
     }
 
     fn connect(&self) -> Session {

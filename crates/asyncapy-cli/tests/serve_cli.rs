@@ -3,49 +3,23 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How long any single wait may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-fn asyncapy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_asyncapy"))
-}
+use support::{asyncapy, PATIENCE};
 
 /// Starts `asyncapy serve ARGS --port 0` and returns it with its address,
-/// once it has printed its "listening on" line.
+/// once it has printed its "listening on" line (its stderr piped, for
+/// [`exit_and_log`]).
 fn start(args: &[&str]) -> (Child, String) {
-    let mut child = asyncapy()
-        .arg("serve")
-        .args(args)
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read on a thread, so the wait is bounded; the rest of stdout is drained.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = stdout.read_line(&mut line);
-        let _ = tx.send(line);
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-    });
-    let Ok(line) = rx.recv_timeout(PATIENCE) else {
-        let _ = child.kill();
-        panic!("no \"listening on\" line in time");
-    };
-    let Some(addr) = line.trim().strip_prefix("listening on ") else {
-        let (status, log) = exit_and_log(child);
-        panic!("unexpected first line {line:?}; exit status {status}, stderr:\n{log}");
-    };
-    (child, addr.to_owned())
+    let started = support::serve(args, 0, true);
+    (started.child, started.addr)
 }
 
 /// Waits for `child` to exit (bounded): its status and its stderr.

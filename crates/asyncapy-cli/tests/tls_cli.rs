@@ -6,7 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,10 +17,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use serde_json::Value;
-
-fn asyncapy() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_asyncapy"))
-}
+use support::asyncapy;
 
 /// `asyncapy serve` on a free port, stopped (SIGTERM) when dropped.
 struct Serve {
@@ -31,31 +29,15 @@ struct Serve {
 
 impl Serve {
     /// Starts `asyncapy serve ARGS --port 0` and reads `extra` lines after
-    /// the "listening on" line.
+    /// the "listening on" line (bounded waits).
     fn start(args: &[&str], extra: usize) -> Serve {
-        let mut child = asyncapy()
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening on 127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        let mut lines = Vec::new();
-        for _ in 0..extra {
-            let mut line = String::new();
-            stdout.read_line(&mut line).unwrap();
-            lines.push(line.trim().to_owned());
+        let started = support::serve(args, extra, false);
+        assert!(started.addr.starts_with("127.0.0.1:"), "{}", started.addr);
+        Serve {
+            child: started.child,
+            port: started.port,
+            lines: started.lines,
         }
-        Serve { child, port, lines }
     }
 }
 
