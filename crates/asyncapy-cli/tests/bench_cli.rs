@@ -2,10 +2,13 @@
 //! here on 127.0.0.1:0 (a correct echo, a corrupting echo, a server that only
 //! answers failures), checking the `--json` report and the exit status.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use asyncaproto::{Encoding, ErrorCode, FrameCodec};
 use serde_json::Value;
@@ -310,4 +313,145 @@ fn bad_rates_are_refused_with_a_message() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+}
+
+/// A port nothing listens on (it was bound a moment ago, then closed).
+fn dead_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local address")
+}
+
+/// A timed run that cannot connect at all stops at once with one line
+/// naming the address and the cause, prints no report, and exits 1, in both
+/// modes (it went on for its whole duration, then printed latencies of 0).
+#[test]
+fn a_timed_run_against_a_dead_port_stops_at_once_with_a_message() {
+    let addr = dead_port();
+    let cause = TcpStream::connect(addr)
+        .expect_err("nothing listens")
+        .to_string();
+    for mode in ["persistent", "per-request"] {
+        let started = Instant::now();
+        // 60 s asked for; run_bounded fails the test past 10 s.
+        let output = support::run_bounded(
+            support::asyncapy()
+                .args(["bench", "--port", &addr.port().to_string()])
+                .args(["-d", "60s", "-c", "4", "--no-progress", "--mode", mode]),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{mode}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "asyncapy: error: cannot connect to {addr}: {cause}; the run stopped with \
+                 nothing measured\n"
+            ),
+            "{mode}"
+        );
+        assert!(output.stdout.is_empty(), "{mode}: no report");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{mode}: stopped after {:?}",
+            started.elapsed()
+        );
+    }
+
+    // A counted run is bounded by its count: it reports, without latencies.
+    let output = support::run_bounded(
+        support::asyncapy()
+            .args(["bench", "--port", &addr.port().to_string()])
+            .args(["-n", "2", "-c", "1", "--no-progress"]),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains("\n  latency     none (no request was answered)\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("\n  errors      2 in all: connect_refused 2\n"),
+        "{report}"
+    );
+}
+
+/// The lines of a progress display (carriage returns and line feeds apart,
+/// escape sequences dropped).
+fn frames(terminal: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = terminal.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, then a final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split(['\r', '\n'])
+        .map(|line| line.trim_end().to_owned())
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+/// One progress line of a timed run: its clock in seconds and whether it
+/// says "warming up"; `None` for other lines (the report).
+fn progress_line(line: &str) -> Option<(f64, bool)> {
+    let (clock, rest) = line.trim_start().split_once("s [")?;
+    let clock: f64 = clock.parse().ok()?;
+    let (bar, message) = rest.split_at_checked(30)?;
+    assert!(bar.chars().all(|c| "=> ".contains(c)), "{line:?}");
+    let message = message.strip_prefix(']')?.trim();
+    if message.is_empty() {
+        return Some((clock, false)); // drawn before the first update
+    }
+    let (warming, message) = match message.strip_prefix("warming up, ") {
+        Some(rest) => (true, rest),
+        None => (false, message),
+    };
+    let (rate, errors) = message.split_once(" req/s, ")?;
+    assert!(rate.parse::<u64>().is_ok(), "{line:?}");
+    assert_eq!(errors, "0 errors", "{line:?}");
+    Some((clock, warming))
+}
+
+/// The progress clock shows the measured time: 0 during the warm-up, at most
+/// the asked duration (it counted the warm-up: `-d 5s` reached 6 s).
+#[test]
+fn the_progress_clock_counts_the_measured_time_only() {
+    let addr = spawn_server(echo);
+    // A terminal for stderr (the display is off otherwise): Python's pty.
+    let script = "import pty, sys; sys.exit(pty.spawn(sys.argv[1:]) >> 8)";
+    let output = support::run_bounded(
+        Command::new("python3")
+            .env("TERM", "xterm")
+            .args(["-c", script, env!("CARGO_BIN_EXE_asyncapy")])
+            .args(["bench", "--port", &addr.port().to_string()])
+            .args(["-c", "1", "-d", "2s", "--warmup", "1s"]),
+    );
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{terminal}");
+    let lines: Vec<(f64, bool)> = frames(&terminal)
+        .iter()
+        .filter_map(|line| progress_line(line))
+        .collect();
+    assert!(lines.len() >= 4, "{terminal}");
+    for &(clock, warming) in &lines {
+        assert!(clock <= 2.0, "the clock passed -d 2s: {terminal}");
+        if warming {
+            assert_eq!(clock, 0.0, "the warm-up is not measured: {terminal}");
+        }
+    }
+    assert!(lines.iter().any(|&(_, warming)| warming), "{terminal}");
+    let last = lines.iter().map(|&(clock, _)| clock).fold(0.0, f64::max);
+    assert!(last >= 1.0, "the clock ran: {terminal}");
+    // The report follows the display.
+    assert!(
+        terminal.contains("duration    2.000 s (after 1 s of warm-up)"),
+        "{terminal}"
+    );
 }

@@ -36,8 +36,8 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ use asyncapy::tls::tokio_rustls::{client::TlsStream, TlsConnector};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::payload::Request;
@@ -300,6 +301,55 @@ impl Schedule {
     }
 }
 
+/// Whether the server can be reached at all. In a timed run, once the first
+/// connection attempt of every slot has failed, the run stops (a dead port
+/// would otherwise be retried for the whole duration, measuring nothing).
+/// One slot that connects is enough for the run to go on.
+#[derive(Debug)]
+pub(crate) struct Reachability {
+    /// How many connection slots there are.
+    slots: usize,
+    /// Slots whose first attempt failed.
+    failed: AtomicUsize,
+    /// Why the first failed attempt failed.
+    reason: Mutex<Option<String>>,
+    /// Told once every slot's first attempt has failed.
+    unreachable: Notify,
+}
+
+impl Reachability {
+    /// For a run of `slots` connection slots.
+    pub(crate) fn new(slots: usize) -> Reachability {
+        Reachability {
+            slots,
+            failed: AtomicUsize::new(0),
+            reason: Mutex::new(None),
+            unreachable: Notify::new(),
+        }
+    }
+
+    /// A slot's first attempt failed, for `reason`.
+    fn first_attempt_failed(&self, reason: String) {
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(reason);
+        if self.failed.fetch_add(1, Ordering::AcqRel) + 1 == self.slots {
+            self.unreachable.notify_one();
+        }
+    }
+
+    /// Waits until every slot's first attempt has failed: why the first failed.
+    pub(crate) async fn unreachable(&self) -> String {
+        self.unreachable.notified().await;
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default()
+    }
+}
+
 /// Everything a connection slot shares with the others.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -311,6 +361,8 @@ pub(crate) struct Shared {
     pub(crate) schedule: Schedule,
     /// Live counters for the progress display.
     pub(crate) progress: Progress,
+    /// Whether any connection could be made, in a timed run.
+    pub(crate) reach: Reachability,
 }
 
 /// How a persistent session ended.
@@ -388,6 +440,8 @@ pub(crate) struct Driver {
     in_flight: InFlight,
     /// With `--rate`, this slot's schedule.
     pacer: Option<Pacer>,
+    /// Until the slot's first connection attempt has ended.
+    first_attempt: bool,
 }
 
 impl Driver {
@@ -403,6 +457,7 @@ impl Driver {
                 requests: 0,
             },
             pacer,
+            first_attempt: true,
         }
     }
 
@@ -462,18 +517,21 @@ impl Driver {
     /// Connects (with `--tls`, handshakes too), bounded by the connect
     /// timeout and by the end of a timed run. `None` when the run ended while
     /// connecting, or when connecting failed (the error is counted, then a
-    /// short pause keeps a dead server from turning this into a busy loop).
+    /// short pause keeps a dead server from turning this into a busy loop;
+    /// in a timed run, a failed first attempt is told to [`Reachability`]).
     async fn connect(&mut self) -> Option<Conn> {
-        let target = &self.shared.target;
+        let shared = Arc::clone(&self.shared);
+        let target = &shared.target;
         let deadline = Instant::now() + target.connect_timeout;
-        let stop = self.shared.schedule.stop_at().unwrap_or(deadline);
+        let stop = shared.schedule.stop_at().unwrap_or(deadline);
         let connect = async {
             let stream = TcpStream::connect(target.addr).await.map_err(|e| {
-                if e.kind() == io::ErrorKind::ConnectionRefused {
+                let kind = if e.kind() == io::ErrorKind::ConnectionRefused {
                     ErrorKind::ConnectRefused
                 } else {
                     ErrorKind::ConnectError
-                }
+                };
+                (kind, e.to_string())
             })?;
             // Every write is a whole batch: never hold one back.
             let _ = stream.set_nodelay(true);
@@ -484,16 +542,28 @@ impl Driver {
                     .connect(tls.server_name.clone(), stream)
                     .await
                     .map(|stream| Conn::Tls(Box::new(stream)))
-                    .map_err(|_| ErrorKind::Tls),
+                    .map_err(|e| (ErrorKind::Tls, format!("the TLS handshake failed: {e}"))),
             }
         };
-        let kind = match tokio::time::timeout_at(deadline.min(stop), connect).await {
-            Ok(Ok(conn)) => return Some(conn),
-            Err(_) if self.shared.schedule.time_is_up(Instant::now()) => return None,
-            Err(_) => ErrorKind::ConnectTimeout,
-            Ok(Err(kind)) => kind,
+        let (kind, reason) = match tokio::time::timeout_at(deadline.min(stop), connect).await {
+            Ok(Ok(conn)) => {
+                self.first_attempt = false;
+                return Some(conn);
+            }
+            Err(_) if shared.schedule.time_is_up(Instant::now()) => return None,
+            Err(_) => (
+                ErrorKind::ConnectTimeout,
+                format!(
+                    "no connection within {:?} (--connect-timeout)",
+                    target.connect_timeout
+                ),
+            ),
+            Ok(Err(failure)) => failure,
         };
         self.error(kind);
+        if std::mem::take(&mut self.first_attempt) && shared.schedule.stop_at().is_some() {
+            shared.reach.first_attempt_failed(reason);
+        }
         let pause = (Instant::now() + CONNECT_BACKOFF).min(stop);
         tokio::time::sleep_until(pause).await;
         None

@@ -21,7 +21,9 @@
 //! malformed frame) the slot reconnects; a mismatch alone does not end the
 //! connection. With `-n`, every request sent counts against the total, also the
 //! ones lost with their connection, and a failed connection attempt costs one
-//! pipeline's worth, so a dead server cannot keep the run going.
+//! pipeline's worth, so a dead server cannot keep the run going. A timed run
+//! stops at once, with an error and no report, when the first connection
+//! attempt of every connection fails (nothing listens there, say).
 //!
 //! Modules: [`payload`] builds the one request, [`driver`] runs a connection
 //! slot, [`verify`] judges replies, [`stats`] gathers figures, [`report`]
@@ -45,7 +47,9 @@ use asyncaproto::{ByteOrder, Encoding, FrameCodec, FrameConfig};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use driver::{Driver, Mode, Pacer, Schedule, Shared, Stop, Target, TlsTarget, Workload};
+use driver::{
+    Driver, Mode, Pacer, Reachability, Schedule, Shared, Stop, Target, TlsTarget, Workload,
+};
 use duration::parse_duration;
 use payload::Request;
 use report::{Report, Settings};
@@ -252,7 +256,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         max_latency: args.timeout + args.connect_timeout,
         show_progress,
     };
-    let (stats, elapsed) = runtime.block_on(plan.execute());
+    let (stats, elapsed) = runtime.block_on(plan.execute()).map_err(|reason| {
+        anyhow::anyhow!("cannot connect to {addr}: {reason}; the run stopped with nothing measured")
+    })?;
     let report = Report::new(settings, &stats, elapsed);
     if args.json {
         println!("{}", report.to_json());
@@ -305,8 +311,9 @@ struct Plan {
 
 impl Plan {
     /// Runs every connection slot to the end: the merged figures and the
-    /// measured time.
-    async fn execute(self) -> (Totals, Duration) {
+    /// measured time; or, when no connection could be made in a timed run,
+    /// why the first attempt failed.
+    async fn execute(self) -> Result<(Totals, Duration), String> {
         let start = Instant::now();
         let warmup_end = start + self.warmup;
         let stop = match self.requests {
@@ -319,6 +326,7 @@ impl Plan {
             workload: self.workload,
             schedule: Schedule { warmup_end, stop },
             progress: Progress::default(),
+            reach: Reachability::new(self.connections),
         });
         let mut slots = tokio::task::JoinSet::new();
         for slot in 0..self.connections {
@@ -345,8 +353,13 @@ impl Plan {
                     Some(Err(e)) => eprintln!("a connection slot failed: {e}"),
                     None => break,
                 },
+                reason = shared.reach.unreachable() => {
+                    slots.abort_all();
+                    bar.finish_and_clear();
+                    return Err(reason);
+                }
                 _ = ticker.tick(), if !bar.is_hidden() => {
-                    last = update_bar(&bar, &shared, start, warmup_end, last);
+                    last = update_bar(&bar, &shared, warmup_end, last);
                 }
             }
         }
@@ -358,27 +371,48 @@ impl Plan {
             Stop::At(stop) => end.min(stop),
             Stop::AfterRequests(_) => end,
         };
-        (merged, end.saturating_duration_since(warmup_end))
+        Ok((merged, end.saturating_duration_since(warmup_end)))
     }
 
     fn progress_bar(&self) -> ProgressBar {
         if !self.show_progress {
             return ProgressBar::hidden();
         }
+        // The clock (the prefix) is the measured time: the warm-up is not
+        // part of it, nor of the bar of a timed run.
         let (len, template) = match (self.requests, self.duration) {
-            (Some(n), _) => (n, "{elapsed:>4} [{bar:30}] {pos}/{len} {msg}"),
-            (None, duration) => {
-                let total = self.warmup + duration.unwrap_or(DEFAULT_DURATION);
-                (
-                    u64::try_from(total.as_millis()).unwrap_or(u64::MAX),
-                    "{elapsed:>4} [{bar:30}] {msg}",
-                )
-            }
+            (Some(n), _) => (n, "{prefix} [{bar:30}] {pos}/{len} {msg}"),
+            (None, duration) => (
+                millis(duration.unwrap_or(DEFAULT_DURATION)),
+                "{prefix} [{bar:30}] {msg}",
+            ),
         };
         let style = ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
-        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(style)
+        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+            .with_style(style)
+            .with_prefix(clock(Duration::ZERO))
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The progress display's clock: the measured time, in tenths of a second.
+fn clock(measured: Duration) -> String {
+    format!("{:5.1}s", measured.as_secs_f64())
+}
+
+/// The measured time at `now`: none during the warm-up, at most the run's
+/// length once a timed run is over.
+fn measured_at(now: Instant, warmup_end: Instant, stop: &Stop) -> Duration {
+    let measured = now.saturating_duration_since(warmup_end);
+    match stop {
+        Stop::At(end) => measured.min(end.saturating_duration_since(warmup_end)),
+        Stop::AfterRequests(_) => measured,
     }
 }
 
@@ -386,7 +420,6 @@ impl Plan {
 fn update_bar(
     bar: &ProgressBar,
     shared: &Shared,
-    start: Instant,
     warmup_end: Instant,
     (last_time, last_requests): (Instant, u64),
 ) -> (Instant, u64) {
@@ -398,14 +431,37 @@ fn update_bar(
     } else {
         0.0
     };
+    let measured = measured_at(now, warmup_end, &shared.schedule.stop);
+    bar.set_prefix(clock(measured));
     match shared.schedule.stop {
-        Stop::At(_) => {
-            let elapsed = now.saturating_duration_since(start);
-            bar.set_position(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
-        }
+        Stop::At(_) => bar.set_position(millis(measured)),
         Stop::AfterRequests(_) => bar.set_position(requests),
     }
     let phase = if now < warmup_end { "warming up, " } else { "" };
     bar.set_message(format!("{phase}{rate:.0} req/s, {errors} errors"));
     (now, requests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_counts_the_measured_time_only() {
+        let start = Instant::now();
+        let warmup_end = start + Duration::from_secs(1);
+        let stop = Stop::At(warmup_end + Duration::from_secs(5));
+        let at = |secs: f64| measured_at(start + Duration::from_secs_f64(secs), warmup_end, &stop);
+        assert_eq!(at(0.5), Duration::ZERO);
+        assert_eq!(at(3.5), Duration::from_millis(2500));
+        assert_eq!(at(6.0), Duration::from_secs(5));
+        assert_eq!(at(6.4), Duration::from_secs(5), "never past -d");
+        assert_eq!(clock(at(6.4)), "  5.0s");
+        let counted = Stop::AfterRequests(AtomicU64::new(1));
+        let late = start + Duration::from_secs(60);
+        assert_eq!(
+            measured_at(late, warmup_end, &counted),
+            Duration::from_secs(59)
+        );
+    }
 }

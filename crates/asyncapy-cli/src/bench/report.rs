@@ -185,10 +185,15 @@ impl fmt::Display for Report {
             ),
             (
                 "latency",
-                format!(
-                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.1}, min {}) µs",
-                    l.p50, l.p90, l.p99, l.p99_9, l.max, l.mean, l.min
-                ),
+                if self.requests == 0 {
+                    // Not zeros: there is no latency to show.
+                    "none (no request was answered)".to_owned()
+                } else {
+                    format!(
+                        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.1}, min {}) µs",
+                        l.p50, l.p90, l.p99, l.p99_9, l.max, l.mean, l.min
+                    )
+                },
             ),
             (
                 "transfer",
@@ -291,6 +296,21 @@ mod tests {
         let table = report.to_string();
         assert!(table.contains("mismatch 1"), "{table}");
         assert!(table.contains("failure reply ERR_TIMED_OUT 1"), "{table}");
+    }
+
+    #[test]
+    fn no_answer_shows_no_latency() {
+        let histogram = shared_histogram().expect("histogram");
+        let mut conn = ConnStats::new(histogram.clone(), Duration::from_secs(1));
+        conn.errors.add(ErrorKind::ConnectRefused);
+        let mut stats = Totals::new(&histogram);
+        stats.add(&mut conn);
+        stats.take_latencies(&histogram);
+        let table = Report::new(settings(), &stats, Duration::from_secs(1)).to_string();
+        assert!(
+            table.contains("\n  latency     none (no request was answered)\n"),
+            "{table}"
+        );
     }
 
     #[test]
