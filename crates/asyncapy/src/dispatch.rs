@@ -10,46 +10,34 @@
 //! registration order and only the first one that accepts the packet runs.
 //! When no handler ran at all, the server replies `ERR_NO_HANDLER`.
 
+use std::any::TypeId;
 use std::error::Error as StdError;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::filters::{Check, Filter};
+use asyncaproto::ErrorCode;
+
+use crate::extract::{AppState, Found, FromRequest, Rejection, RequestParts};
+use crate::filters::{Check, Filter, Verdict};
 use crate::packet::Packet;
-use crate::session::Client;
+use crate::reply::{Failure, IntoReply, Reply, ReplyKind};
+use crate::session::{Client, SendError};
 
 /// The error a handler may return; the session is closed with `ERR_HANDLER_FAILED`
-/// and the error is logged (never sent to the client).
+/// and the error is logged (never sent to the client). A [`Failure`] or a
+/// [`Rejection`] boxed in it keeps its own reply (see [`crate::reply`]).
 pub type HandlerError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// A boxed handler future.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'static>>;
+/// A running handler, its arguments taken.
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 
-/// What a handler may return: nothing, or a `Result` with any error type.
-pub trait IntoHandlerResult {
-    /// Converts into the dispatcher's result type.
-    fn into_handler_result(self) -> Result<(), HandlerError>;
-}
-
-impl IntoHandlerResult for () {
-    fn into_handler_result(self) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
-
-impl<E> IntoHandlerResult for Result<(), E>
-where
-    E: Into<HandlerError>,
-{
-    fn into_handler_result(self) -> Result<(), HandlerError> {
-        self.map_err(Into::into)
-    }
-}
-
-/// An async function of a [`Client`] and a [`Packet`]: what a server runs for
-/// each packet. Any `Fn(Client, Packet) -> impl Future` that is `Send + Sync`
-/// is a handler; plain `async fn`s and closures capturing state both qualify.
+/// An async function whose arguments are all [`FromRequest`] types (up to
+/// eight: [`Client`], [`Packet`], [`State`](crate::extract::State),
+/// [`Payload`](crate::extract::Payload)...) and whose result is
+/// [`IntoReply`]: what a server runs for each packet. Plain `async fn`s and
+/// closures capturing values both qualify; `Args` is inferred.
 ///
 /// ```
 /// use asyncapy::{Client, Packet};
@@ -57,28 +45,81 @@ where
 /// async fn echo(client: Client, packet: Packet) -> Result<(), asyncapy::SendError> {
 ///     client.send(&packet).await
 /// }
-/// fn assert_handler<H: asyncapy::Handler>(_: H) {}
+/// async fn reply_value(packet: Packet) -> Packet {
+///     packet
+/// }
+/// fn assert_handler<A, H: asyncapy::Handler<A>>(_: H) {}
 /// assert_handler(echo);
+/// assert_handler(reply_value);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an AsyncAPY handler",
-    note = "a handler is an `async fn(client: Client, packet: Packet)` returning `()` or `Result<(), E>`; closures must be `Send + Sync + 'static` and their futures `Send`"
+    note = "a handler is an `async fn` whose arguments are `Client`, `Packet`, `State<S>`, `Payload<T>`, `Extension<T>` or other `FromRequest` types (at most 8), returning `()`, a reply (`Map`, `Packet`, `Failure`) or a `Result` of one; closures must be `Send + Sync + 'static` and their futures `Send`"
 )]
-pub trait Handler: Send + Sync + 'static {
-    /// Runs the handler for one packet.
-    fn call(&self, client: Client, packet: Packet) -> HandlerFuture;
+pub trait Handler<Args>: Send + Sync + 'static {
+    /// Takes the arguments from `parts` and starts the handler, or refuses.
+    #[doc(hidden)]
+    fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection>;
+
+    /// The state types the arguments need.
+    #[doc(hidden)]
+    fn required_states() -> Vec<(TypeId, &'static str)>
+    where
+        Self: Sized;
 }
 
-impl<F, Fut> Handler for F
-where
-    F: Fn(Client, Packet) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: IntoHandlerResult,
-{
-    fn call(&self, client: Client, packet: Packet) -> HandlerFuture {
-        let fut = self(client, packet);
-        Box::pin(async move { fut.await.into_handler_result() })
+macro_rules! handler_for {
+    ($($arg:ident),*) => {
+        impl<F, Fut, $($arg,)*> Handler<($($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: IntoReply,
+            $($arg: FromRequest,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection> {
+                $(let $arg = $arg::from_request(parts)?;)*
+                let fut = self($($arg),*);
+                Ok(Box::pin(async move { fut.await.into_reply() }))
+            }
+
+            fn required_states() -> Vec<(TypeId, &'static str)> {
+                let states: Vec<Option<(TypeId, &'static str)>> = vec![$($arg::required_state()),*];
+                states.into_iter().flatten().collect()
+            }
+        }
+    };
+}
+
+handler_for!();
+handler_for!(A1);
+handler_for!(A1, A2);
+handler_for!(A1, A2, A3);
+handler_for!(A1, A2, A3, A4);
+handler_for!(A1, A2, A3, A4, A5);
+handler_for!(A1, A2, A3, A4, A5, A6);
+handler_for!(A1, A2, A3, A4, A5, A6, A7);
+handler_for!(A1, A2, A3, A4, A5, A6, A7, A8);
+
+/// A handler with its argument types erased, as the dispatcher holds it.
+pub(crate) trait ErasedHandler: Send + Sync + 'static {
+    fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection>;
+}
+
+struct Erased<H, Args>(H, PhantomData<fn() -> Args>);
+
+impl<H: Handler<Args>, Args: 'static> ErasedHandler for Erased<H, Args> {
+    fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection> {
+        self.0.call(parts)
     }
+}
+
+/// Erases `handler`'s argument types; returns it with the states it needs.
+pub(crate) fn erase<H: Handler<Args>, Args: 'static>(
+    handler: H,
+) -> (Arc<dyn ErasedHandler>, Vec<(TypeId, &'static str)>) {
+    (Arc::new(Erased(handler, PhantomData)), H::required_states())
 }
 
 /// A registered handler with its filters and group, as returned by
@@ -100,9 +141,11 @@ where
 /// ```
 pub struct Route {
     name: String,
-    handler: Arc<dyn Handler>,
+    handler: Arc<dyn ErasedHandler>,
     filters: Vec<Arc<dyn Filter>>,
     group: i32,
+    /// The state types the handler's arguments need.
+    states: Vec<(TypeId, &'static str)>,
 }
 
 impl Route {
@@ -125,16 +168,18 @@ impl Route {
         self
     }
 
-    /// Whether every filter passes.
-    async fn accepts(&self, client: &Client, packet: &Packet) -> bool {
+    /// Whether every filter passes; what they found goes into `found`.
+    async fn accepts(&self, client: &Client, packet: &Packet, found: &mut Found) -> bool {
         for filter in &self.filters {
-            let pass = match filter.check(client, packet) {
-                Check::Pass => true,
-                Check::Fail => false,
-                Check::Later(answer) => answer.await,
+            let verdict = match filter.check(client, packet) {
+                // The common answers cost no future.
+                Check::Pass => continue,
+                Check::Fail => return false,
+                other => other.verdict().await,
             };
-            if !pass {
-                return false;
+            match verdict {
+                Verdict::Fail => return false,
+                Verdict::Pass(values) => values.into_iter().for_each(|v| found.insert(v)),
             }
         }
         true
@@ -150,22 +195,87 @@ pub(crate) struct Dispatcher {
     groups: Vec<(i32, Vec<Route>)>,
 }
 
-/// What happened to a packet.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Dispatched {
-    /// At least one handler ran.
+/// What happened to a packet, and what the session owes the client for it.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// At least one handler ran, and none failed.
     Handled,
     /// No handler in any group accepted it.
     Unhandled,
+    /// No handler ran, and a handler's arguments refused the packet (a
+    /// payload that did not fit its type): the client's fault.
+    Malformed(Rejection),
+    /// A handler ended with a failure reply of its choosing.
+    Failure(Failure),
+    /// A handler failed (an error, or arguments the server cannot give).
+    Failed(HandlerError),
+    /// A handler panicked (caught by the session).
+    Panicked {
+        /// The panic's message.
+        message: String,
+        /// Where it happened, when the server's panic hook saw it.
+        location: Option<String>,
+    },
+}
+
+impl Outcome {
+    /// Logs the outcome and returns the failure reply the client gets, and
+    /// whether the session closes after it; `None` when nothing is owed.
+    pub(crate) fn reply(&self) -> Option<(FailureCode<'_>, bool)> {
+        match self {
+            Outcome::Handled => None,
+            Outcome::Unhandled => {
+                tracing::info!("No handler accepted the packet");
+                Some((FailureCode::Protocol(ErrorCode::NoHandler), true))
+            }
+            Outcome::Malformed(rejection) => {
+                tracing::warn!("Refusing packet: {rejection}");
+                Some((FailureCode::Protocol(ErrorCode::RequestMalformed), true))
+            }
+            Outcome::Failure(failure) => {
+                tracing::info!("Handler replied {}", failure.code());
+                let code = match failure.protocol_code() {
+                    Some(code) => FailureCode::Protocol(code),
+                    None => FailureCode::Application(failure.code()),
+                };
+                Some((code, failure.closes()))
+            }
+            Outcome::Failed(e) => {
+                tracing::error!("Handler failed: {e}");
+                Some((FailureCode::Protocol(ErrorCode::HandlerFailed), true))
+            }
+            Outcome::Panicked { message, location } => {
+                match location {
+                    Some(at) => tracing::error!("Handler panicked at {at}: {message}"),
+                    None => tracing::error!("Handler panicked: {message}"),
+                }
+                Some((FailureCode::Protocol(ErrorCode::HandlerFailed), true))
+            }
+        }
+    }
+}
+
+/// The code of a failure reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureCode<'a> {
+    /// One of the protocol's.
+    Protocol(ErrorCode),
+    /// One a handler chose.
+    Application(&'a str),
 }
 
 impl Dispatcher {
-    pub(crate) fn add(&mut self, name: String, handler: Arc<dyn Handler>) -> &mut Route {
+    pub(crate) fn add(
+        &mut self,
+        name: String,
+        (handler, states): (Arc<dyn ErasedHandler>, Vec<(TypeId, &'static str)>),
+    ) -> &mut Route {
         self.routes.push(Route {
             name,
             handler,
             filters: Vec::new(),
             group: 0,
+            states,
         });
         let last = self.routes.len() - 1;
         &mut self.routes[last]
@@ -173,6 +283,19 @@ impl Dispatcher {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.routes.is_empty() && self.groups.is_empty()
+    }
+
+    /// Every route's name with a state type it needs.
+    pub(crate) fn required_states(&self) -> impl Iterator<Item = (&str, TypeId, &'static str)> {
+        self.routes
+            .iter()
+            .chain(self.groups.iter().flat_map(|(_, routes)| routes))
+            .flat_map(|route| {
+                route
+                    .states
+                    .iter()
+                    .map(move |(id, name)| (route.name.as_str(), *id, *name))
+            })
     }
 
     /// Sorts the routes into their groups; called once, before serving.
@@ -190,27 +313,67 @@ impl Dispatcher {
         &self,
         client: &Client,
         packet: Packet,
-    ) -> Result<Dispatched, HandlerError> {
-        let mut outcome = Dispatched::Unhandled;
+        state: &AppState,
+    ) -> Outcome {
+        let mut handled = false;
+        let mut refused = None;
         for (group, routes) in &self.groups {
             tracing::debug!("Checking group {group}");
             let mut chosen = None;
             for route in routes {
-                if route.accepts(client, &packet).await {
-                    chosen = Some(route);
-                    break;
+                let mut found = Found::default();
+                if !route.accepts(client, &packet, &mut found).await {
+                    continue;
+                }
+                let parts = RequestParts {
+                    client,
+                    packet: &packet,
+                    state,
+                    found: &found,
+                };
+                match route.handler.call(&parts) {
+                    Ok(running) => {
+                        chosen = Some((route, running));
+                        break;
+                    }
+                    Err(rejection) if rejection.is_malformed() => {
+                        tracing::debug!(
+                            "'{}' in group {group} does not take the packet: {rejection}",
+                            route.name
+                        );
+                        refused = Some(rejection);
+                    }
+                    Err(rejection) => {
+                        return Outcome::Failed(format!("'{}': {rejection}", route.name).into())
+                    }
                 }
             }
-            let Some(route) = chosen else {
+            let Some((route, running)) = chosen else {
                 continue;
             };
             tracing::debug!("Calling '{}' in group {group}", route.name);
-            route.handler.call(client.clone(), packet.clone()).await?;
-            outcome = Dispatched::Handled;
+            handled = true;
+            match running.await.0 {
+                ReplyKind::Nothing => {}
+                ReplyKind::Send(map) => match client.send(&map).await {
+                    Ok(()) | Err(SendError::Closed) => {}
+                    Err(e) => return Outcome::Failed(e.into()),
+                },
+                ReplyKind::Failure(failure) => return Outcome::Failure(failure),
+                ReplyKind::Rejected(rejection) if rejection.is_malformed() => {
+                    return Outcome::Malformed(rejection)
+                }
+                ReplyKind::Rejected(rejection) => return Outcome::Failed(rejection.into()),
+                ReplyKind::Error(e) => return Outcome::Failed(e),
+            }
             if packet.is_propagation_stopped() || client.is_closed() {
                 break;
             }
         }
-        Ok(outcome)
+        match (handled, refused) {
+            (true, _) => Outcome::Handled,
+            (false, Some(rejection)) => Outcome::Malformed(rejection),
+            (false, None) => Outcome::Unhandled,
+        }
     }
 }

@@ -59,12 +59,14 @@ pub mod blocking;
 pub mod client;
 pub mod config;
 pub mod dispatch;
+pub mod extract;
 pub mod filters;
 pub mod ini;
 pub mod keys;
 pub mod logging;
 pub mod packet;
 pub mod proxy;
+pub mod reply;
 pub mod server;
 pub mod session;
 pub mod testing;
@@ -74,11 +76,15 @@ pub mod tls;
 pub use asyncaproto;
 pub use blocking::{run_sync_task, SyncLimiter};
 pub use config::{Config, ConfigError, LogLevel};
-pub use dispatch::{Handler, HandlerError, IntoHandlerResult, Route};
+pub use dispatch::{Handler, HandlerError, Route};
+pub use extract::{Payload, State};
 pub use filters::{Check, Filter, FilterExt};
 pub use keys::ApiKeyFactory;
 pub use packet::{AsPayload, Packet};
-pub use server::{RunningServer, Server, ServerBuilder, ServerError, ServerHandle};
+pub use reply::{Failure, IntoReply};
+pub use server::{
+    Hook, IntoHookResult, RunningServer, Server, ServerBuilder, ServerError, ServerHandle,
+};
 pub use session::{Client, SendError, Session};
 
 /// The README's Rust examples, compiled as doctests so the quickstart stays true.

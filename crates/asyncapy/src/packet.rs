@@ -10,6 +10,8 @@ use asyncaproto::{Encoding, Map, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::extract::Rejection;
+
 /// A payload map with the encoding it arrived in (or will be sent in).
 ///
 /// A `Packet` behaves like a read-only map (it derefs to [`Map`]): `get`,
@@ -86,6 +88,11 @@ impl Packet {
 
     /// The payload as a Rust type, through serde (no copy of the payload).
     ///
+    /// A packet that does not fit is a [`Rejection`]: returned from a handler
+    /// (with `?`), it answers `ERR_REQUEST_MALFORMED`, the client's fault, and
+    /// the log names the field. (A handler can also take the type as its
+    /// argument: [`Payload<T>`](crate::extract::Payload).)
+    ///
     /// ```
     /// use asyncapy::Packet;
     /// use asyncaproto::{Encoding, Map};
@@ -98,10 +105,10 @@ impl Packet {
     /// let login: Login = Packet::new(map, Encoding::Json).parse()?;
     /// assert_eq!(login.user, "ada");
     /// assert_eq!(login.remember, None);
-    /// # Ok::<(), asyncaproto::value::Error>(())
+    /// # Ok::<(), asyncapy::extract::Rejection>(())
     /// ```
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
-        T::deserialize(&self.inner.map)
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Rejection> {
+        T::deserialize(&self.inner.map).map_err(|e| Rejection::malformed(e.to_string()))
     }
 
     /// A packet of any value that serializes to a map (a struct, a map...).

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 use uuid::Uuid;
 
+use crate::dispatch::FailureCode;
 use crate::packet::{AsPayload, Packet};
 
 const NO_ENCODING: u8 = u8::MAX;
@@ -226,11 +227,37 @@ impl SessionState {
     /// Queues the failure reply `code` (after what handlers queued) and
     /// closes the session, as the server does when a packet fails.
     pub(crate) fn queue_failure(&self, code: ErrorCode, encoding: Encoding) {
-        self.close();
-        let mut payload = Vec::with_capacity(64);
-        code.write_payload(encoding, &mut payload);
-        // Failure payloads are under 64 bytes: they fit every Content-Length size.
-        let _ = self.codec.write_raw(encoding, &payload, &mut self.outbox());
+        self.queue_failure_code(FailureCode::Protocol(code), encoding, true);
+    }
+
+    /// Queues a failure reply with `code` (a protocol code, or one a handler
+    /// chose), closing the session after it if `close`.
+    pub(crate) fn queue_failure_code(
+        &self,
+        code: FailureCode<'_>,
+        encoding: Encoding,
+        close: bool,
+    ) {
+        if close {
+            self.close();
+        }
+        match code {
+            FailureCode::Protocol(code) => {
+                let mut payload = Vec::with_capacity(64);
+                code.write_payload(encoding, &mut payload);
+                // Protocol failure payloads are under 64 bytes: they fit every
+                // Content-Length size.
+                let _ = self.codec.write_raw(encoding, &payload, &mut self.outbox());
+            }
+            FailureCode::Application(code) => {
+                let mut map = Map::with_capacity(2);
+                map.insert("status", asyncaproto::Value::from("failure"));
+                map.insert("error", asyncaproto::Value::from(code));
+                if let Err(e) = self.codec.write_frame(encoding, &map, &mut self.outbox()) {
+                    tracing::error!("Cannot send the failure reply {code}: {e}");
+                }
+            }
+        }
     }
 
     /// Queues `map` as a frame if the outbox has room (an empty outbox

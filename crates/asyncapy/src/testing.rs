@@ -46,11 +46,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use asyncaproto::{Encoding, ErrorCode, FrameCodec, FrameError, Map, PayloadError};
+use asyncaproto::{Encoding, FrameCodec, FrameError, Map, PayloadError};
 use bytes::BytesMut;
 
-use crate::dispatch::{Dispatched, HandlerError};
+use crate::dispatch::{self, HandlerError};
+use crate::extract::Rejection;
 use crate::packet::Packet;
+use crate::reply::Failure;
 use crate::server::Server;
 use crate::session::{Client, Registry, SessionState};
 
@@ -63,6 +65,12 @@ pub enum Outcome {
     /// No handler accepted it: the server answers `ERR_NO_HANDLER` and
     /// closes the session.
     NoHandler,
+    /// No handler ran, and a handler's arguments refused the packet (a
+    /// [`Payload`](crate::extract::Payload) it did not fit): the server
+    /// answers `ERR_REQUEST_MALFORMED` and closes the session.
+    Malformed(Rejection),
+    /// A handler ended with this failure reply of its choosing.
+    Failure(Failure),
     /// A handler returned this error: the server logs it, answers
     /// `ERR_HANDLER_FAILED` and closes the session.
     Failed(HandlerError),
@@ -129,19 +137,25 @@ impl TestSession {
     /// call, as [`Server::bind`] does.)
     pub async fn dispatch(&self, server: &mut Server, packet: Packet) -> Outcome {
         let encoding = packet.encoding();
-        let (outcome, failure) = match server.dispatch_packet(&self.client(), packet).await {
-            Ok(Ok(Dispatched::Handled)) => (Outcome::Handled, None),
-            Ok(Ok(Dispatched::Unhandled)) => (Outcome::NoHandler, Some(ErrorCode::NoHandler)),
-            Ok(Err(e)) => (Outcome::Failed(e), Some(ErrorCode::HandlerFailed)),
-            Err(panic) => {
-                let message = crate::server::panic_report::message(&*panic).to_owned();
-                (Outcome::Panicked(message), Some(ErrorCode::HandlerFailed))
-            }
+        let outcome = match server.dispatch_packet(&self.client(), packet).await {
+            Ok(outcome) => outcome,
+            Err(panic) => dispatch::Outcome::Panicked {
+                message: crate::server::panic_report::message(&*panic).to_owned(),
+                location: None,
+            },
         };
-        if let Some(code) = failure {
-            self.state.queue_failure(code, encoding);
+        // The failure reply, exactly as a session sends it.
+        if let Some((code, close)) = outcome.reply() {
+            self.state.queue_failure_code(code, encoding, close);
         }
-        outcome
+        match outcome {
+            dispatch::Outcome::Handled => Outcome::Handled,
+            dispatch::Outcome::Unhandled => Outcome::NoHandler,
+            dispatch::Outcome::Malformed(rejection) => Outcome::Malformed(rejection),
+            dispatch::Outcome::Failure(failure) => Outcome::Failure(failure),
+            dispatch::Outcome::Failed(e) => Outcome::Failed(e),
+            dispatch::Outcome::Panicked { message, .. } => Outcome::Panicked(message),
+        }
     }
 
     /// Every packet sent to the client since the last call, in order,

@@ -488,11 +488,11 @@ async fn typed_handlers_parse_requests_and_send_structs() {
     let (encoding, reply) = client.request(Encoding::ZiProto, &request).await;
     assert_eq!(encoding, Encoding::ZiProto);
     assert_eq!(reply, map(&[("sum", Value::from(42))]));
-    // A request that does not fit the type is a handler failure.
+    // A request that does not fit the type is the client's fault.
     client
         .send(Encoding::ZiProto, &map(&[("a", Value::from("two"))]))
         .await;
     client
-        .expect_failure_then_close(ErrorCode::HandlerFailed, Encoding::ZiProto)
+        .expect_failure_then_close(ErrorCode::RequestMalformed, Encoding::ZiProto)
         .await;
 }

@@ -17,9 +17,12 @@ use crate::session::Client;
 /// all fail. So does a store failure: it is logged (at `warn`, without the
 /// key) and the packet is treated as not authorised; it never panics.
 ///
+/// The key's metadata goes on to the handler: an [`ApiKeyInfo`] argument.
+///
 /// With a store that answers at once ([`MemoryKeyStore`], or any store
-/// implementing [`KeyStore::contains_now`]) the check is synchronous and does
-/// not allocate. Otherwise it returns [`Check::later`], which the server
+/// implementing [`KeyStore::get_now`]) the check is synchronous (it copies
+/// the key's metadata for the handler, nothing else). Otherwise it returns
+/// [`Check::later_with`], which the server
 /// awaits within the session's `timeout` (a store that hangs ends the session
 /// with `ERR_TIMED_OUT`, it does not hang it).
 ///
@@ -83,22 +86,64 @@ impl<S: KeyStore + ?Sized> Filter for ApiKey<S> {
         let Some(Value::Str(key)) = packet.get(&self.field) else {
             return Check::Fail;
         };
-        match self.factory.contains_now(key) {
-            Some(answer) => Check::from(authorised(answer)),
+        match self.factory.store_arc().get_now(key) {
+            Some(answer) => match authorised(answer) {
+                Some(info) => Check::pass_with(info),
+                None => Check::Fail,
+            },
             None => {
                 let store = Arc::clone(self.factory.store_arc());
                 let key = key.clone();
-                Check::later(async move { authorised(store.contains(&key).await) })
+                Check::later_with(async move { authorised(store.get(&key).await) })
             }
         }
     }
 }
 
-fn authorised(answer: Result<bool, KeyStoreError>) -> bool {
-    answer.unwrap_or_else(|e| {
-        tracing::warn!("API key check failed, packet refused: {e}");
-        false
-    })
+/// What the [`ApiKey`] filter found: the metadata of the packet's key (as
+/// issued or last updated). A handler behind the filter takes it as an
+/// argument, without looking the key up again.
+///
+/// ```
+/// use asyncapy::filters::{ApiKey, ApiKeyInfo};
+/// use asyncapy::keys::ApiKeyFactory;
+/// use asyncapy::{Client, Config, Server};
+///
+/// async fn whoami(client: Client, key: ApiKeyInfo) {
+///     let user = key.metadata["user"].as_str().unwrap_or("?").to_owned();
+///     let _ = client.send(asyncapy::asyncaproto::Map::from_iter([("user", user)])).await;
+/// }
+///
+/// let factory = ApiKeyFactory::new();
+/// let mut server = Server::new(Config::default());
+/// server.add_handler(whoami).filter(ApiKey::new(factory, "api_key"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyInfo {
+    /// The key's metadata.
+    pub metadata: Value,
+}
+
+impl crate::extract::FromRequest for ApiKeyInfo {
+    fn from_request(
+        parts: &crate::extract::RequestParts<'_>,
+    ) -> Result<ApiKeyInfo, crate::extract::Rejection> {
+        parts.found::<ApiKeyInfo>().cloned().ok_or_else(|| {
+            crate::extract::Rejection::internal(
+                "ApiKeyInfo is only given to a handler behind an ApiKey filter",
+            )
+        })
+    }
+}
+
+fn authorised(answer: Result<Option<Value>, KeyStoreError>) -> Option<ApiKeyInfo> {
+    match answer {
+        Ok(metadata) => metadata.map(|metadata| ApiKeyInfo { metadata }),
+        Err(e) => {
+            tracing::warn!("API key check failed, packet refused: {e}");
+            None
+        }
+    }
 }
 
 impl<S: ?Sized> Clone for ApiKey<S> {
@@ -147,7 +192,7 @@ mod tests {
 
     fn answer(check: Check) -> Option<bool> {
         match check {
-            Check::Pass => Some(true),
+            Check::Pass | Check::PassWith(_) => Some(true),
             Check::Fail => Some(false),
             Check::Later(_) => None,
         }
@@ -257,6 +302,6 @@ mod tests {
         let key = factory.issue(()).await.unwrap();
         let filter = ApiKey::new(factory, "k");
         let check = filter.check(&client(), &packet(&[("k", key.as_str().into())]));
-        assert!(matches!(check, Check::Pass));
+        assert!(matches!(check, Check::PassWith(_)));
     }
 }

@@ -25,9 +25,10 @@ mod api_key;
 mod fields;
 mod ip;
 
-pub use self::api_key::ApiKey;
+pub use self::api_key::{ApiKey, ApiKeyInfo};
 pub use self::fields::{Fields, PatternError};
 pub use self::ip::{Ip, IpHandle, IpNet, IpNetError, IpNetErrorKind};
+pub use crate::extract::FoundValue;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,7 +38,7 @@ use crate::packet::Packet;
 use crate::session::Client;
 
 /// A filter's answer that needs I/O to decide.
-pub type CheckFuture = Pin<Box<dyn Future<Output = bool> + Send + 'static>>;
+pub type CheckFuture = Pin<Box<dyn Future<Output = Verdict> + Send + 'static>>;
 
 /// A filter's answer.
 pub enum Check {
@@ -45,24 +46,105 @@ pub enum Check {
     Pass,
     /// It may not.
     Fail,
+    /// It may, and the filter hands what it found to the handler (its
+    /// [`Extension`](crate::extract::Extension) arguments): see
+    /// [`Check::pass_with`].
+    PassWith(Vec<FoundValue>),
     /// The answer comes later (the future owns what it needs: clone the
     /// client or packet into it, both are cheap to clone).
     Later(CheckFuture),
 }
 
+/// A filter's decided answer: pass (with what it found), or fail.
+pub enum Verdict {
+    /// The packet may reach the handler; the values go to its arguments.
+    Pass(Vec<FoundValue>),
+    /// It may not.
+    Fail,
+}
+
+impl Verdict {
+    /// Whether the packet may reach the handler.
+    pub fn passes(&self) -> bool {
+        matches!(self, Verdict::Pass(_))
+    }
+}
+
+impl From<bool> for Verdict {
+    fn from(pass: bool) -> Verdict {
+        if pass {
+            Verdict::Pass(Vec::new())
+        } else {
+            Verdict::Fail
+        }
+    }
+}
+
 impl Check {
     /// An answer that comes from `future`.
     pub fn later(future: impl Future<Output = bool> + Send + 'static) -> Check {
-        Check::Later(Box::pin(future))
+        Check::Later(Box::pin(async move { Verdict::from(future.await) }))
+    }
+
+    /// Passes, handing `value` to the handler: a handler argument
+    /// [`Extension<T>`](crate::extract::Extension) receives it, so the handler
+    /// need not look up again what the filter found.
+    ///
+    /// ```
+    /// use asyncapy::extract::Extension;
+    /// use asyncapy::{Check, Client, Filter, Packet, Server};
+    ///
+    /// #[derive(Clone)]
+    /// struct UserId(u64);
+    ///
+    /// /// Passes packets with a numeric "uid", and hands it on.
+    /// struct HasUser;
+    /// impl Filter for HasUser {
+    ///     fn check(&self, _: &Client, packet: &Packet) -> Check {
+    ///         match packet.get("uid").and_then(|v| v.as_i64()) {
+    ///             Some(uid) if uid >= 0 => Check::pass_with(UserId(uid as u64)),
+    ///             _ => Check::Fail,
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// async fn profile(Extension(UserId(uid)): Extension<UserId>, client: Client) {
+    ///     let _ = client.send(asyncapy::asyncaproto::Map::from_iter([("uid", uid as i64)])).await;
+    /// }
+    ///
+    /// let mut server = Server::new(asyncapy::Config::default());
+    /// server.add_handler(profile).filter(HasUser);
+    /// ```
+    pub fn pass_with<T: Clone + Send + Sync + 'static>(value: T) -> Check {
+        Check::PassWith(vec![FoundValue::new(value)])
+    }
+
+    /// An answer that comes from `future`: `Some(value)` passes and hands
+    /// `value` on (as [`Check::pass_with`]), `None` fails.
+    pub fn later_with<T: Clone + Send + Sync + 'static>(
+        future: impl Future<Output = Option<T>> + Send + 'static,
+    ) -> Check {
+        Check::Later(Box::pin(async move {
+            match future.await {
+                Some(value) => Verdict::Pass(vec![FoundValue::new(value)]),
+                None => Verdict::Fail,
+            }
+        }))
+    }
+
+    /// Decides the answer, awaiting it if it comes later.
+    pub async fn verdict(self) -> Verdict {
+        match self {
+            Check::Pass => Verdict::Pass(Vec::new()),
+            Check::Fail => Verdict::Fail,
+            Check::PassWith(found) => Verdict::Pass(found),
+            Check::Later(future) => future.await,
+        }
     }
 
     /// Resolves the answer, awaiting it if it comes later.
     pub async fn resolve(self) -> bool {
-        match self {
-            Check::Pass => true,
-            Check::Fail => false,
-            Check::Later(future) => future.await,
-        }
+        self.verdict().await.passes()
     }
 }
 
@@ -81,6 +163,7 @@ impl std::fmt::Debug for Check {
         f.write_str(match self {
             Check::Pass => "Pass",
             Check::Fail => "Fail",
+            Check::PassWith(_) => "PassWith",
             Check::Later(_) => "Later",
         })
     }
@@ -148,11 +231,37 @@ impl<A: Filter, B: Filter> Filter for And<A, B> {
         match self.0 .0.check(client, packet) {
             Check::Fail => Check::Fail,
             Check::Pass => self.0 .1.check(client, packet),
+            Check::PassWith(mut found) => match self.0 .1.check(client, packet) {
+                Check::Fail => Check::Fail,
+                Check::Pass => Check::PassWith(found),
+                Check::PassWith(more) => {
+                    found.extend(more);
+                    Check::PassWith(found)
+                }
+                Check::Later(second) => Check::Later(Box::pin(async move {
+                    match second.await {
+                        Verdict::Pass(more) => {
+                            found.extend(more);
+                            Verdict::Pass(found)
+                        }
+                        Verdict::Fail => Verdict::Fail,
+                    }
+                })),
+            },
             Check::Later(first) => {
                 let (both, client, packet) = (self.0.clone(), client.clone(), packet.clone());
-                Check::later(async move {
-                    first.await && both.1.check(&client, &packet).resolve().await
-                })
+                Check::Later(Box::pin(async move {
+                    let Verdict::Pass(mut found) = first.await else {
+                        return Verdict::Fail;
+                    };
+                    match both.1.check(&client, &packet).verdict().await {
+                        Verdict::Pass(more) => {
+                            found.extend(more);
+                            Verdict::Pass(found)
+                        }
+                        Verdict::Fail => Verdict::Fail,
+                    }
+                }))
             }
         }
     }
@@ -161,13 +270,16 @@ impl<A: Filter, B: Filter> Filter for And<A, B> {
 impl<A: Filter, B: Filter> Filter for Or<A, B> {
     fn check(&self, client: &Client, packet: &Packet) -> Check {
         match self.0 .0.check(client, packet) {
-            Check::Pass => Check::Pass,
+            pass @ (Check::Pass | Check::PassWith(_)) => pass,
             Check::Fail => self.0 .1.check(client, packet),
             Check::Later(first) => {
                 let (both, client, packet) = (self.0.clone(), client.clone(), packet.clone());
-                Check::later(async move {
-                    first.await || both.1.check(&client, &packet).resolve().await
-                })
+                Check::Later(Box::pin(async move {
+                    match first.await {
+                        pass @ Verdict::Pass(_) => pass,
+                        Verdict::Fail => both.1.check(&client, &packet).verdict().await,
+                    }
+                }))
             }
         }
     }
@@ -176,9 +288,9 @@ impl<A: Filter, B: Filter> Filter for Or<A, B> {
 impl<A: Filter> Filter for Not<A> {
     fn check(&self, client: &Client, packet: &Packet) -> Check {
         match self.0.check(client, packet) {
-            Check::Pass => Check::Fail,
+            Check::Pass | Check::PassWith(_) => Check::Fail,
             Check::Fail => Check::Pass,
-            Check::Later(inner) => Check::later(async move { !inner.await }),
+            Check::Later(inner) => Check::later(async move { !inner.await.passes() }),
         }
     }
 }

@@ -188,6 +188,13 @@ impl KeyStore for MemoryKeyStore {
         Some(Ok(self.find(&keys, key).is_some()))
     }
 
+    fn get_now(&self, key: &str) -> Option<Result<Option<Value>, KeyStoreError>> {
+        let keys = self.read();
+        Some(Ok(self
+            .find(&keys, key)
+            .map(|entry| entry.metadata.clone())))
+    }
+
     fn list(&self) -> StoreFuture<'_, Vec<ListedKey>> {
         let mut listed: Vec<ListedKey> = self
             .read()

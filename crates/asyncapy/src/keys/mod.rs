@@ -374,6 +374,19 @@ pub trait KeyStore: Send + Sync + 'static {
         None
     }
 
+    /// The metadata of `key` at once (`Some(Ok(None))` when it is not
+    /// live), for stores that need no I/O to tell; `None` means "ask
+    /// [`KeyStore::get`]". The default is `None`.
+    ///
+    /// ```
+    /// use asyncapy::keys::{KeyStore, MemoryKeyStore};
+    /// assert!(matches!(MemoryKeyStore::new().get_now("k"), Some(Ok(None))));
+    /// ```
+    fn get_now(&self, key: &str) -> Option<Result<Option<Value>, KeyStoreError>> {
+        let _ = key;
+        None
+    }
+
     /// Every live key, by digest (never the key), with its metadata, sorted
     /// by digest. The default answers [`KeyStoreError::Unsupported`]; the
     /// stores of this crate all implement it.

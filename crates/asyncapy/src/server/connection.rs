@@ -34,9 +34,9 @@ use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{sleep_until, Instant, Sleep};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use crate::dispatch::Dispatched;
+use crate::dispatch::{FailureCode, Outcome};
 use crate::packet::Packet;
 use crate::server::panic_report::{self, Reported};
 use crate::server::transport::{poll_read_more, Transport};
@@ -310,7 +310,7 @@ impl<T: Transport> Connection<T> {
             };
             drop(frame);
             let packet = Packet::new(map, encoding);
-            let handlers = pin!(ctx.dispatcher.dispatch(&client, packet));
+            let handlers = pin!(ctx.dispatcher.dispatch(&client, packet, &ctx.state));
             let mut dispatch = pin!(AssertUnwindSafe(Reported(handlers)).catch_unwind());
             // Most handlers finish without waiting: only arm the handler
             // deadline for those that do.
@@ -344,26 +344,17 @@ impl<T: Transport> Connection<T> {
                 warn!("Handler timed out after {period:?}");
                 return Some(self.fail(ErrorCode::TimedOut, encoding).await);
             };
-            let failure = match outcome {
-                Ok(Ok(Dispatched::Handled)) => continue,
-                Ok(Ok(Dispatched::Unhandled)) => {
-                    info!("No handler accepted the packet");
-                    ErrorCode::NoHandler
-                }
-                Ok(Err(e)) => {
-                    error!("Handler failed: {e}");
-                    ErrorCode::HandlerFailed
-                }
-                Err(panic) => {
-                    let message = panic_report::message(&*panic);
-                    match panic_report::take_location() {
-                        Some(at) => error!("Handler panicked at {at}: {message}"),
-                        None => error!("Handler panicked: {message}"),
-                    }
-                    ErrorCode::HandlerFailed
-                }
+            let outcome = match outcome {
+                Ok(Outcome::Handled) => continue,
+                Ok(outcome) => outcome,
+                Err(panic) => Outcome::Panicked {
+                    message: panic_report::message(&*panic).to_owned(),
+                    location: panic_report::take_location(),
+                },
             };
-            return Some(self.fail(failure, encoding).await);
+            if let Some(end) = self.reply_failure(&outcome, encoding).await {
+                return Some(end);
+            }
         }
         if self.flush().await.is_err() {
             return Some(End::Broken);
@@ -382,6 +373,24 @@ impl<T: Transport> Connection<T> {
 
     fn session_encoding(&self) -> Encoding {
         self.state.encoding().unwrap_or(Encoding::Json)
+    }
+
+    /// Sends the failure reply `outcome` owes (logging it); `Some` when the
+    /// session is over (a handler may keep it open after a failure of its
+    /// choosing).
+    async fn reply_failure(&mut self, outcome: &Outcome, encoding: Encoding) -> Option<End> {
+        let (code, close) = outcome.reply()?;
+        match code {
+            FailureCode::Protocol(code) if close => Some(self.fail(code, encoding).await),
+            code => {
+                self.state.queue_failure_code(code, encoding, close);
+                match self.flush().await {
+                    Ok(()) if close => Some(End::Closed),
+                    Ok(()) => None,
+                    Err(_) => Some(End::Broken),
+                }
+            }
+        }
     }
 
     /// Writes what handlers queued, then the failure reply, and ends the session.
@@ -512,7 +521,7 @@ mod tests {
         let mut dispatcher = Dispatcher::default();
         dispatcher.add(
             "echo".to_owned(),
-            Arc::new(|c: Client, p: Packet| async move { c.send(&p).await }),
+            crate::dispatch::erase(|c: Client, p: Packet| async move { c.send(&p).await }),
         );
         dispatcher.freeze();
         let registry = Arc::new(Registry::new(0));
@@ -523,6 +532,7 @@ mod tests {
             },
             codec: FrameCodec::default(),
             dispatcher,
+            state: None,
             registry: registry.clone(),
             shutdown: CancellationToken::new(),
             abort: CancellationToken::new(),

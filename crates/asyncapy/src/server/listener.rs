@@ -16,7 +16,7 @@ use tracing::{error, info, warn, Instrument};
 
 use super::connection::{Connection, End};
 use super::transport::Transport;
-use super::{Hook, ServerContext};
+use super::{BoxedHook, ServerContext};
 use crate::session::{SessionState, Signal};
 
 /// How long the refusal of a connection over a limit may take.
@@ -26,7 +26,7 @@ pub(super) async fn run(
     listener: TcpListener,
     ctx: Arc<ServerContext>,
     tracker: TaskTracker,
-    shutdown_hooks: Vec<Hook>,
+    shutdown_hooks: Vec<BoxedHook>,
 ) {
     let permits = ctx.permits.clone();
     let mut backoff = Duration::from_millis(5);
@@ -104,7 +104,11 @@ pub(super) async fn run(
         tracker.wait().await;
     }
     for hook in shutdown_hooks {
-        if let Err(e) = hook().await {
+        let finished = match hook(&ctx.state) {
+            Ok(running) => running.await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = finished {
             error!("Shutdown hook failed: {e}");
         }
     }
@@ -425,6 +429,7 @@ mod tests {
             config,
             codec: FrameCodec::default(),
             dispatcher: Dispatcher::default(),
+            state: None,
             registry: Arc::new(Registry::new(0)),
             shutdown: CancellationToken::new(),
             abort: CancellationToken::new(),

@@ -22,15 +22,17 @@
 
 mod builder;
 pub(crate) mod connection;
-pub(crate) mod panic_report;
 mod listener;
+pub(crate) mod panic_report;
 mod transport;
 
 pub use builder::ServerBuilder;
 
+use std::any::{Any, TypeId};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use asyncaproto::FrameCodec;
@@ -41,9 +43,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
-use crate::dispatch::{
-    Dispatched, Dispatcher, Handler, HandlerError, HandlerFuture, IntoHandlerResult, Route,
-};
+use crate::dispatch::{erase, Dispatcher, Handler, HandlerError, Outcome, Route};
+use crate::extract::{AppState, FromRequest, Rejection, State};
 use crate::packet::Packet;
 use crate::session::Client;
 use crate::session::Registry;
@@ -53,6 +54,8 @@ pub(crate) struct ServerContext {
     pub(crate) config: Config,
     pub(crate) codec: FrameCodec,
     pub(crate) dispatcher: Dispatcher,
+    /// The application's state ([`Server::with_state`]), for `State` arguments.
+    pub(crate) state: AppState,
     pub(crate) registry: Arc<Registry>,
     /// Cancelled when the server stops accepting: idle sessions close.
     pub(crate) shutdown: CancellationToken,
@@ -93,6 +96,16 @@ pub enum ServerError {
     /// No handler was registered: every packet would be refused.
     #[error("no handler registered")]
     NoHandlers,
+    /// A handler or hook takes a `State<S>` the server does not have.
+    #[error("{who} takes State<{wanted}>, but the server's state is {have}")]
+    State {
+        /// The handler (by name) or hook.
+        who: String,
+        /// The state type it takes.
+        wanted: &'static str,
+        /// The server's state type.
+        have: &'static str,
+    },
     /// The async runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     Runtime(io::Error),
@@ -104,30 +117,108 @@ pub enum ServerError {
     Signal(io::Error),
 }
 
-/// A lifecycle hook: `setup` runs before the server binds, `shutdown` after
-/// it has stopped.
-pub(crate) type Hook = Box<dyn FnOnce() -> HandlerFuture + Send>;
+/// A lifecycle hook, ready to run: `setup` runs before the server binds,
+/// `shutdown` after it has stopped. It takes its arguments from the state.
+pub(crate) type BoxedHook = Box<dyn FnOnce(&AppState) -> Result<HookFuture, Rejection> + Send>;
 
-/// An AsyncAPY server: its configuration, its handlers and its lifecycle hooks.
-pub struct Server {
-    config: Config,
-    dispatcher: Dispatcher,
-    setup: Vec<Hook>,
-    shutdown: Vec<Hook>,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ServerTls>,
+/// A running hook.
+pub(crate) type HookFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+
+/// What makes the state at start-up ([`Server::with_state_from`]).
+type StateFactory = Box<
+    dyn FnOnce() -> Pin<
+            Box<dyn Future<Output = Result<Arc<dyn Any + Send + Sync>, HandlerError>> + Send>,
+        > + Send,
+>;
+
+/// A lifecycle hook ([`Server::on_setup`], [`Server::on_shutdown`]): an
+/// async closure of no argument, or of the server's [`State<S>`], returning
+/// `()` or a `Result<(), E>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a setup or shutdown hook",
+    note = "a hook is `|| async {{ ... }}` or `|state: State<S>| async move {{ ... }}`, returning `()` or `Result<(), E>`"
+)]
+pub trait Hook<Args>: Send + 'static {
+    /// The hook, boxed, with the state type it needs.
+    #[doc(hidden)]
+    fn boxed(self) -> (BoxedHook, Option<(TypeId, &'static str)>);
 }
 
-fn hook<F, Fut>(f: F) -> Hook
+/// What a setup or shutdown hook returns: `()`, or `Result<(), E>` with any
+/// error type (an error is the hook's failure).
+pub trait IntoHookResult {
+    /// The hook's result.
+    fn into_hook_result(self) -> Result<(), HandlerError>;
+}
+
+impl IntoHookResult for () {
+    fn into_hook_result(self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<HandlerError>> IntoHookResult for Result<(), E> {
+    fn into_hook_result(self) -> Result<(), HandlerError> {
+        self.map_err(Into::into)
+    }
+}
+
+impl<F, Fut> Hook<()> for F
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future + Send + 'static,
-    Fut::Output: IntoHandlerResult,
+    Fut::Output: IntoHookResult,
 {
-    Box::new(move || {
-        let fut = f();
-        Box::pin(async move { fut.await.into_handler_result() })
-    })
+    fn boxed(self) -> (BoxedHook, Option<(TypeId, &'static str)>) {
+        let hook: BoxedHook = Box::new(move |_: &AppState| {
+            let fut = self();
+            Ok(Box::pin(async move { fut.await.into_hook_result() }) as HookFuture)
+        });
+        (hook, None)
+    }
+}
+
+impl<F, Fut, S> Hook<(State<S>,)> for F
+where
+    F: FnOnce(State<S>) -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoHookResult,
+    S: Clone + Send + Sync + 'static,
+{
+    fn boxed(self) -> (BoxedHook, Option<(TypeId, &'static str)>) {
+        let hook: BoxedHook = Box::new(move |state: &AppState| {
+            let state = state
+                .as_deref()
+                .and_then(|state| state.downcast_ref::<S>())
+                .cloned()
+                .ok_or_else(|| {
+                    Rejection::internal(format!(
+                        "the server has no state of type {}",
+                        std::any::type_name::<S>()
+                    ))
+                })?;
+            let fut = self(State(state));
+            Ok(Box::pin(async move { fut.await.into_hook_result() }) as HookFuture)
+        });
+        (hook, State::<S>::required_state())
+    }
+}
+
+/// An AsyncAPY server: its configuration, its handlers, its state and its
+/// lifecycle hooks.
+pub struct Server {
+    config: Config,
+    dispatcher: Dispatcher,
+    state: AppState,
+    /// The state's type, once given (or promised by a factory).
+    state_type: Option<(TypeId, &'static str)>,
+    state_factory: Option<StateFactory>,
+    setup: Vec<BoxedHook>,
+    shutdown: Vec<BoxedHook>,
+    /// The state types the hooks need.
+    hook_states: Vec<(&'static str, TypeId, &'static str)>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ServerTls>,
 }
 
 impl Server {
@@ -136,8 +227,12 @@ impl Server {
         Server {
             config,
             dispatcher: Dispatcher::default(),
+            state: None,
+            state_type: None,
+            state_factory: None,
             setup: Vec::new(),
             shutdown: Vec::new(),
+            hook_states: Vec::new(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -167,9 +262,94 @@ impl Server {
         self
     }
 
-    /// Runs `f` before the server binds (the original's overridable `setup()`):
-    /// open databases, warm caches. An error stops the start
-    /// ([`ServerError::Setup`]). Hooks run in the order they were added.
+    /// Gives handlers `state`: a handler argument [`State<S>`] receives a
+    /// clone of it for each packet (put what is shared behind an `Arc`: a
+    /// pool, a cache, counters). Setup and shutdown hooks can take it too.
+    /// A handler or hook asking for a state of another type makes
+    /// [`Server::bind`] fail, naming both types.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use asyncapy::asyncaproto::{Map, Value};
+    /// use asyncapy::extract::State;
+    /// use asyncapy::{Client, Server};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct AppState {
+    ///     visits: Arc<Mutex<u64>>,
+    /// }
+    ///
+    /// async fn count(State(state): State<AppState>, client: Client) -> Result<(), asyncapy::SendError> {
+    ///     let visits = {
+    ///         let mut visits = state.visits.lock().unwrap();
+    ///         *visits += 1;
+    ///         *visits
+    ///     };
+    ///     client.send(Map::from_iter([("visits", Value::from(visits))])).await
+    /// }
+    ///
+    /// let mut server = Server::builder().port(0).build()?;
+    /// server.with_state(AppState::default());
+    /// server.add_handler(count);
+    /// server.on_shutdown(|State(state): State<AppState>| async move {
+    ///     println!("{} visits", state.visits.lock().unwrap());
+    /// });
+    /// # Ok::<(), asyncapy::ServerError>(())
+    /// ```
+    pub fn with_state<S: Clone + Send + Sync + 'static>(&mut self, state: S) -> &mut Server {
+        self.state = Some(Arc::new(state));
+        self.state_type = Some((TypeId::of::<S>(), std::any::type_name::<S>()));
+        self.state_factory = None;
+        self
+    }
+
+    /// Makes the handlers' state at start-up, before the setup hooks and
+    /// before any connection is accepted (a pool opened with the server): as
+    /// [`Server::with_state`], with the state `f` returns. An error stops
+    /// the start ([`ServerError::Setup`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use asyncapy::extract::State;
+    /// use asyncapy::{Client, Packet, Server};
+    ///
+    /// #[derive(Clone)]
+    /// struct Db { name: Arc<str> }
+    ///
+    /// let mut server = Server::builder().port(0).build()?;
+    /// server.with_state_from(|| async {
+    ///     // e.g. Pool::connect(url).await?
+    ///     Ok::<_, std::io::Error>(Db { name: "users".into() })
+    /// });
+    /// server.add_handler(|State(db): State<Db>, client: Client, _p: Packet| async move {
+    ///     client.send(asyncapy::asyncaproto::Map::from_iter([("db", &*db.name)])).await
+    /// });
+    /// # Ok::<(), asyncapy::ServerError>(())
+    /// ```
+    pub fn with_state_from<S, F, Fut, E>(&mut self, f: F) -> &mut Server
+    where
+        S: Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        self.state = None;
+        self.state_type = Some((TypeId::of::<S>(), std::any::type_name::<S>()));
+        self.state_factory = Some(Box::new(move || {
+            let fut = f();
+            Box::pin(async move {
+                let state = fut.await.map_err(Into::into)?;
+                Ok(Arc::new(state) as Arc<dyn Any + Send + Sync>)
+            })
+        }));
+        self
+    }
+
+    /// Runs `hook` before the server binds (the original's overridable
+    /// `setup()`): open databases, warm caches, fill the state. A hook is
+    /// `|| async { ... }` or takes the server's state, `|state: State<S>|
+    /// async move { ... }`. An error stops the start ([`ServerError::Setup`]).
+    /// Hooks run in the order they were added.
     ///
     /// ```
     /// # use asyncapy::{Config, Server};
@@ -177,26 +357,53 @@ impl Server {
     /// server.on_setup(|| async { println!("starting"); });
     /// server.on_shutdown(|| async { println!("stopped"); Ok::<(), std::io::Error>(()) });
     /// ```
-    pub fn on_setup<F, Fut>(&mut self, f: F) -> &mut Server
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: IntoHandlerResult,
-    {
-        self.setup.push(hook(f));
+    pub fn on_setup<Args, H: Hook<Args>>(&mut self, hook: H) -> &mut Server {
+        let (hook, state) = hook.boxed();
+        self.hook_states
+            .extend(state.map(|(id, name)| ("a setup hook", id, name)));
+        self.setup.push(hook);
         self
     }
 
-    /// Runs `f` once the server has stopped and every session has ended (the
-    /// original's overridable `shutdown()`). Errors are logged.
-    pub fn on_shutdown<F, Fut>(&mut self, f: F) -> &mut Server
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: IntoHandlerResult,
-    {
-        self.shutdown.push(hook(f));
+    /// Runs `hook` once the server has stopped and every session has ended
+    /// (the original's overridable `shutdown()`); it may take the state, as
+    /// for [`Server::on_setup`]. Errors are logged.
+    pub fn on_shutdown<Args, H: Hook<Args>>(&mut self, hook: H) -> &mut Server {
+        let (hook, state) = hook.boxed();
+        self.hook_states
+            .extend(state.map(|(id, name)| ("a shutdown hook", id, name)));
+        self.shutdown.push(hook);
         self
+    }
+
+    /// Fails unless every handler and hook that takes a state takes the
+    /// server's.
+    fn check_states(&self) -> Result<(), ServerError> {
+        let wanted = self.dispatcher.required_states().chain(
+            self.hook_states
+                .iter()
+                .map(|(who, id, name)| (*who, *id, *name)),
+        );
+        for (who, id, name) in wanted {
+            match self.state_type {
+                Some((have, _)) if have == id => {}
+                Some((_, have)) => {
+                    return Err(ServerError::State {
+                        who: who.to_owned(),
+                        wanted: name,
+                        have,
+                    })
+                }
+                None => {
+                    return Err(ServerError::State {
+                        who: who.to_owned(),
+                        wanted: name,
+                        have: "none (see Server::with_state)",
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A [`ServerBuilder`] over the default configuration.
@@ -212,7 +419,7 @@ impl Server {
     /// Registers `handler` in group 0 with no filters (the original's
     /// `register_handler(handler)`); chain [`Route::filter`] and [`Route::group`]
     /// to change that. The same as [`Server::add_handler`].
-    pub fn register_handler<H: Handler>(&mut self, handler: H) -> &mut Route {
+    pub fn register_handler<Args: 'static, H: Handler<Args>>(&mut self, handler: H) -> &mut Route {
         self.add_handler(handler)
     }
 
@@ -226,9 +433,9 @@ impl Server {
     /// server.add_handler(echo_server);
     /// server.add_handler(echo_server_2).group(-1); // runs first
     /// ```
-    pub fn add_handler<H: Handler>(&mut self, handler: H) -> &mut Route {
+    pub fn add_handler<Args: 'static, H: Handler<Args>>(&mut self, handler: H) -> &mut Route {
         let name = short_type_name::<H>();
-        self.dispatcher.add(name, Arc::new(handler))
+        self.dispatcher.add(name, erase(handler))
     }
 
     /// Runs `packet` through the routes as a session would (groups in order,
@@ -238,10 +445,10 @@ impl Server {
         &mut self,
         client: &Client,
         packet: Packet,
-    ) -> std::thread::Result<Result<Dispatched, HandlerError>> {
+    ) -> std::thread::Result<Outcome> {
         use futures_util::FutureExt as _;
         self.dispatcher.freeze();
-        std::panic::AssertUnwindSafe(self.dispatcher.dispatch(client, packet))
+        std::panic::AssertUnwindSafe(self.dispatcher.dispatch(client, packet, &self.state))
             .catch_unwind()
             .await
     }
@@ -261,8 +468,14 @@ impl Server {
         if self.dispatcher.is_empty() {
             return Err(ServerError::NoHandlers);
         }
+        self.check_states()?;
+        let mut state = self.state;
+        if let Some(factory) = self.state_factory {
+            state = Some(factory().await.map_err(ServerError::Setup)?);
+        }
         for setup in self.setup {
-            setup().await.map_err(ServerError::Setup)?;
+            let running = setup(&state).map_err(|e| ServerError::Setup(e.into()))?;
+            running.await.map_err(ServerError::Setup)?;
         }
         let mut dispatcher = self.dispatcher;
         dispatcher.freeze();
@@ -317,6 +530,7 @@ impl Server {
         let ctx = Arc::new(ServerContext {
             codec,
             dispatcher,
+            state: state.clone(),
             registry: registry.clone(),
             shutdown: CancellationToken::new(),
             abort: CancellationToken::new(),
