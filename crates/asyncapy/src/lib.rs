@@ -41,7 +41,11 @@
 //! | `Filters.APIFactory(factory, "field")` | [`filters::ApiKey`]`::new(factory, "field")` |
 //! | `asyncapy.util.APIKeyFactory` | [`keys::ApiKeyFactory`] |
 //! | `asyncapy.client.Client` (connecting) | [`client::AsyncClient`] / [`client::BlockingClient`] |
-//! | overriding `setup()` / `shutdown()` | [`Server::on_setup`] / [`Server::on_shutdown`] |
+//! | overriding `setup()` / `shutdown()` | [`Server::on_setup`] / [`Server::on_shutdown`] (either may take [`State`]) |
+//! | `self.db = ...` in `setup()`, read in handlers | [`Server::with_state`] / [`Server::with_state_from`] and a [`State<S>`](State) handler argument |
+//! | `session.get_client().send(...)` (push to another session) | [`Session::client`]`().send(..)`: on the wire at once, even to an idle session |
+//! | `json.loads` + checks of the packet's fields | a [`Payload<T>`](Payload) argument (any `serde::Deserialize`): a packet that does not fit is answered `ERR_REQUEST_MALFORMED` |
+//! | raising to end a request | returning a [`Failure`] (`ERR_UNAUTHORIZED`, ...) or any error (`ERR_HANDLER_FAILED`) |
 //! | `server.run_sync_task(fn, limiter=...)` | [`run_sync_task`] / [`SyncLimiter::run`] |
 //!
 //! The wire format itself lives in the [`asyncaproto`] crate, re-exported here.
