@@ -10,7 +10,7 @@
 //! | `()`, `Ok(())`, `None` | nothing more |
 //! | a [`Map`], a [`Packet`], `Ok(map)`, `Some(map)` | that packet, in the session's encoding |
 //! | a [`Failure`], or `Err(e)` where `e` is a `Failure` (also through `?` into a boxed error) | `{"status": "failure", "error": CODE}`; the session closes unless [`Failure::keep_open`] |
-//! | `Err(e)` where `e` is a [`Rejection`](crate::extract::Rejection) of the request (e.g. [`Packet::parse`] of a packet missing a field) | `ERR_REQUEST_MALFORMED`, logged as a client error (WARNING); the session closes |
+//! | `Err(e)` where `e` is a [`Rejection`] of the request (e.g. [`Packet::parse`] of a packet missing a field) | `ERR_REQUEST_MALFORMED`, logged as a client error (WARNING); the session closes |
 //! | any other `Err(e)` | `ERR_HANDLER_FAILED`, logged as an ERROR with the details; the session closes |
 //!
 //! ```
