@@ -83,8 +83,17 @@ async fn a_peer_that_never_reads_is_cut_at_the_write_timeout() {
 
 /// Connects, sends a bad head, and reads the `ERR_HEADER_INVALID` reply and
 /// the server's half-close; returns the client with its write side open.
+///
+/// The client's send buffer is kept small (16 KiB), so that what it manages
+/// to write is close to what the server has read: a server that stopped
+/// discarding early would break the connection long before 1 MiB is written.
 async fn refused(addr: std::net::SocketAddr) -> RawClient {
-    let mut client = RawClient::connect(addr).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(16 << 10).unwrap();
+    let stream = within_patience("connect", socket.connect(addr))
+        .await
+        .unwrap();
+    let mut client = RawClient::from_stream(stream);
     client.send_raw(b"\x00\x00\x00\x10\x15\x00").await;
     client
         .expect_failure_then_close(ErrorCode::HeaderInvalid, Encoding::Json)
