@@ -17,7 +17,8 @@
 # Environment (all optional):
 #   BENCH_DURATION     seconds measured per run      (quick 2, full 5)
 #   BENCH_WARMUP       seconds of warm-up per run    (quick 0.5, full 1)
-#   BENCH_SERVERS      servers to measure            ("yardstick serve")
+#   BENCH_SERVERS      servers to measure            ("yardstick serve"; also
+#                      serve-base: the asyncapy binary at $BENCH_BASE_BIN)
 #   BENCH_CONNECTIONS  connection counts             (full: "1 16 256")
 #   BENCH_PIPELINE     pipeline depths               (full: "1 16")
 #   BENCH_PAYLOAD      payload sizes in bytes        (full: "64 65536")
@@ -116,6 +117,15 @@ start_server() {
     case "$name" in
     yardstick) taskset -c "$SERVER_CORE" "$YARDSTICK" --addr 127.0.0.1 --port 0 >"$out" 2>"$RUN_DIR/$name.stderr" & ;;
     serve) taskset -c "$SERVER_CORE" "$BIN" serve --addr 127.0.0.1 --port 0 >"$out" 2>"$RUN_DIR/$name.stderr" & ;;
+    serve-base)
+        # Another build of asyncapy (e.g. of the commit before a change), for
+        # before/after figures in one run.
+        if [[ -z "${BENCH_BASE_BIN:-}" ]]; then
+            echo "serve-base needs BENCH_BASE_BIN (the path of another asyncapy binary)" >&2
+            return 1
+        fi
+        taskset -c "$SERVER_CORE" "$BENCH_BASE_BIN" serve --addr 127.0.0.1 --port 0 >"$out" 2>"$RUN_DIR/$name.stderr" &
+        ;;
     *)
         echo "unknown server $name" >&2
         return 1
@@ -232,7 +242,7 @@ print("|---|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     ratio_rps = ratio_cpu = ""
     base = yard.get(r["config"])
-    if r["server"] == "serve" and base:
+    if r["server"] in ("serve", "serve-base") and base:
         if base["rps"]:
             ratio_rps = f"{r['rps'] / base['rps']:.2f}"
         if base["cpu"] == base["cpu"] and base["cpu"] > 0:
