@@ -383,6 +383,8 @@ impl Client {
     /// `send` waits for room: at most the session `timeout`, after which the
     /// session, whose peer has read nothing for that long, is closed and
     /// `send` returns [`SendError::Closed`].
+    /// That wait needs a tokio runtime (any one, not necessarily the
+    /// server's); [`Client::try_send`] works from any thread.
     pub async fn send(&self, packet: impl AsPayload) -> Result<(), SendError> {
         self.state.send_map(packet.as_payload(), false).await
     }

@@ -14,6 +14,16 @@ use asyncapy::asyncaproto::{Encoding, Value};
 use asyncapy::{Client, Config, Packet, Server};
 use common::*;
 
+/// A handler's `Client` can go anywhere: to other tasks and threads.
+#[test]
+fn a_client_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync_clone::<Client>();
+    assert_send_sync_clone::<asyncapy::Session>();
+    // One pointer: a clone is a reference count.
+    assert_eq!(std::mem::size_of::<Client>(), std::mem::size_of::<usize>());
+}
+
 /// "At once": well under the 400 ms a handler waits in these tests.
 const AT_ONCE: Duration = Duration::from_millis(100);
 
