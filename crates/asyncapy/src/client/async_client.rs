@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use asyncaproto::{FrameCodec, Map};
 use bytes::{Bytes, BytesMut};
@@ -132,18 +133,6 @@ impl AsyncClient {
         self.connection.is_some()
     }
 
-    async fn timed<T>(
-        &self,
-        operation: impl Future<Output = Result<T, ClientError>>,
-    ) -> Result<T, ClientError> {
-        match self.config.timeout {
-            Some(limit) => tokio::time::timeout(limit, operation)
-                .await
-                .unwrap_or(Err(ClientError::TimedOut(limit))),
-            None => operation.await,
-        }
-    }
-
     /// Connects to `host:port` (closing any previous connection); with TLS,
     /// completes the handshake too (both within the timeout).
     pub async fn connect(&mut self, host: &str, port: u16) -> Result<(), ClientError> {
@@ -156,30 +145,29 @@ impl AsyncClient {
         let addr = format!("{host}:{port}");
         let timeout = self.config.timeout;
         let proxy_header = self.config.proxy_header;
-        let stream = self
-            .timed(async {
-                let mut tcp = TcpStream::connect(addr.as_str())
+        let stream = timed(timeout, async {
+            let mut tcp = TcpStream::connect(addr.as_str())
+                .await
+                .map_err(|e| ClientError::connect(addr.clone(), e))?;
+            let _ = tcp.set_nodelay(true);
+            if let Some(header) = &proxy_header {
+                tcp.write_all(&header.to_bytes())
                     .await
-                    .map_err(|e| ClientError::connect(addr.clone(), e))?;
-                let _ = tcp.set_nodelay(true);
-                if let Some(header) = &proxy_header {
-                    tcp.write_all(&header.to_bytes())
-                        .await
-                        .map_err(ClientError::Io)?;
-                }
-                #[cfg(feature = "tls")]
-                if let Some((config, name)) = tls {
-                    let connector = crate::tls::tokio_rustls::TlsConnector::from(config);
-                    let stream = connector
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| crate::tls::handshake_error(e, timeout))?;
-                    return Ok(Stream::Tls(Box::new(stream)));
-                }
-                let _ = timeout;
-                Ok(Stream::Plain(tcp))
-            })
-            .await?;
+                    .map_err(ClientError::Io)?;
+            }
+            #[cfg(feature = "tls")]
+            if let Some((config, name)) = tls {
+                let connector = crate::tls::tokio_rustls::TlsConnector::from(config);
+                let stream = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| crate::tls::handshake_error(e, timeout))?;
+                return Ok(Stream::Tls(Box::new(stream)));
+            }
+            let _ = timeout;
+            Ok(Stream::Plain(tcp))
+        })
+        .await?;
         self.connection = Some(Connection {
             stream,
             codec,
@@ -204,13 +192,10 @@ impl AsyncClient {
             stream.write_all(&connection.wbuf).await?;
             stream.flush().await
         };
-        let write = async { write.await.map_err(|e| ClientError::io(e, timeout)) };
-        let written = match timeout {
-            Some(limit) => tokio::time::timeout(limit, write)
-                .await
-                .unwrap_or(Err(ClientError::TimedOut(limit))),
-            None => write.await,
-        };
+        let written = timed(timeout, async {
+            write.await.map_err(|e| ClientError::io(e, timeout))
+        })
+        .await;
         self.drop_connection_after(written)
     }
 
@@ -257,12 +242,7 @@ impl AsyncClient {
                 }
             }
         };
-        let frame = match timeout {
-            Some(limit) => tokio::time::timeout(limit, read)
-                .await
-                .unwrap_or(Err(ClientError::TimedOut(limit))),
-            None => read.await,
-        };
+        let frame = timed(timeout, read).await;
         self.drop_connection_after(frame)
     }
 
@@ -303,5 +283,18 @@ impl AsyncClient {
             let _ = connection.stream.shutdown().await;
         }
         Ok(())
+    }
+}
+
+/// `operation`, bounded by `timeout` (none: unbounded).
+async fn timed<T>(
+    timeout: Option<Duration>,
+    operation: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, operation)
+            .await
+            .unwrap_or(Err(ClientError::TimedOut(limit))),
+        None => operation.await,
     }
 }
