@@ -111,7 +111,7 @@ pub enum ServerError {
     Runtime(io::Error),
     /// The server task panicked or was cancelled.
     #[error("the server task ended abnormally: {0}")]
-    Task(String),
+    Task(tokio::task::JoinError),
     /// The SIGINT / SIGTERM handlers could not be installed.
     #[error("cannot watch for SIGINT and SIGTERM: {0}")]
     Signal(io::Error),
@@ -612,7 +612,7 @@ impl RunningServer {
     pub async fn wait(self) -> Result<(), ServerError> {
         self.task
             .await
-            .map_err(|e| ServerError::Task(e.to_string()))
+            .map_err(ServerError::Task)
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully. The
