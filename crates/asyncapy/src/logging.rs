@@ -43,17 +43,17 @@ use crate::config::{Config, LogLevel};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// `%(name)` names an attribute we do not have.
-    #[error("console_format: unknown attribute %({0})")]
+    #[error("unknown attribute %({0})")]
     UnknownAttribute(String),
     /// A `%` that does not start `%%` or `%(name)...`.
-    #[error("console_format: malformed directive at byte {0} (write %% for a literal %)")]
+    #[error("malformed directive at byte {0} (write %% for a literal %)")]
     Malformed(usize),
     /// A width or precision over [`MAX_FIELD_WIDTH`] (a line padded to
     /// billions of characters would stall every log call).
-    #[error("console_format: width or precision over {max} at byte {0}", max = MAX_FIELD_WIDTH)]
+    #[error("width or precision over {max} at byte {0}", max = MAX_FIELD_WIDTH)]
     FieldTooWide(usize),
     /// A strftime directive chrono does not know.
-    #[error("datefmt: invalid strftime format {0:?}")]
+    #[error("invalid strftime format {0:?}")]
     DateFormat(String),
 }
 
