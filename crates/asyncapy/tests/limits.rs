@@ -167,3 +167,47 @@ async fn the_lingering_close_is_no_longer_than_the_timeout() {
         "the server lingered {took:?} with a timeout of {timeout:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_timeout_counts_from_when_the_peer_stopped_reading() {
+    // A handler sends a first packet (written at once), works for 800 ms,
+    // then queues 16 MiB for a peer that has stopped reading. The peer is
+    // cut a full timeout after the writes stalled, not a timeout after the
+    // first packet went out.
+    let timeout = Duration::from_secs(1);
+    let mut server = Server::new(Config {
+        timeout,
+        max_outbox: 32 << 20,
+        ..test_config()
+    });
+    server.add_handler(|c: Client, _p: Packet| async move {
+        c.send(map(&[("first", Value::Null)])).await?;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let chunk = map(&[("blob", Value::Bin(vec![0; 256 << 10]))]);
+        for _ in 0..64 {
+            c.send(&chunk).await?;
+        }
+        Ok::<(), asyncapy::SendError>(())
+    });
+    let running = server.bind().await.unwrap();
+    let handle = running.handle();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 << 10).unwrap();
+    let stream = within_patience("connect", socket.connect(running.local_addr()))
+        .await
+        .unwrap();
+    let mut client = RawClient::from_stream(stream);
+    let sent = Instant::now();
+    client.send(Encoding::ZiProto, &map(&[])).await;
+    let (_, first) = client.read().await;
+    assert_eq!(first, map(&[("first", Value::Null)]));
+    // Read nothing more.
+    wait_until("the stalled session is cut", || handle.session_count() == 0).await;
+    let cut_after = sent.elapsed();
+    let stalled_at = Duration::from_millis(800);
+    assert!(
+        cut_after >= stalled_at + timeout - Duration::from_millis(100)
+            && cut_after < stalled_at + timeout + SLACK,
+        "cut after {cut_after:?}: the writes stalled at about {stalled_at:?}, the timeout is {timeout:?}"
+    );
+}
