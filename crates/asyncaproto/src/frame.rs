@@ -465,6 +465,43 @@ impl FrameCodec {
     /// bytes" (room for the rest of the frame is reserved, a chunk at a time).
     /// The same as [`Decoder::decode`], without needing `&mut self`.
     pub fn decode_frame(&self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some((encoding, mut frame)) = self.take_whole_frame(src)? else {
+            return Ok(None);
+        };
+        let _head = frame.split_to(self.config.head_len());
+        Ok(Some(Frame {
+            encoding,
+            payload: frame.freeze(),
+        }))
+    }
+
+    /// Takes the first complete frame off `src`, head included (as
+    /// [`FrameCodec::decode_frame`], for a reader that wants the frame's own
+    /// bytes): its encoding and the whole frame.
+    ///
+    /// ```
+    /// use asyncaproto::{Encoding, FrameCodec};
+    /// let mut buf = bytes::BytesMut::from(&b"\x00\x00\x00\x04\x16\x00{}\x00"[..]);
+    /// let (encoding, raw) = FrameCodec::default().decode_raw_frame(&mut buf)?.unwrap();
+    /// assert_eq!((encoding, &raw[..]), (Encoding::Json, &b"\x00\x00\x00\x04\x16\x00{}"[..]));
+    /// assert_eq!(&buf[..], b"\x00"); // the start of the next frame stays
+    /// # Ok::<(), asyncaproto::FrameError>(())
+    /// ```
+    pub fn decode_raw_frame(
+        &self,
+        src: &mut BytesMut,
+    ) -> Result<Option<(Encoding, bytes::Bytes)>, FrameError> {
+        Ok(self
+            .take_whole_frame(src)?
+            .map(|(encoding, frame)| (encoding, frame.freeze())))
+    }
+
+    /// The first complete frame of `src`, split off; room for an incomplete
+    /// one is reserved, a chunk at a time.
+    fn take_whole_frame(
+        &self,
+        src: &mut BytesMut,
+    ) -> Result<Option<(Encoding, BytesMut)>, FrameError> {
         let Some((encoding, total)) = self.check_head(src)? else {
             return Ok(None);
         };
@@ -473,12 +510,7 @@ impl FrameCodec {
             src.reserve(missing.min(RESERVE_CHUNK));
             return Ok(None);
         }
-        let mut frame = src.split_to(total);
-        let _head = frame.split_to(self.config.head_len());
-        Ok(Some(Frame {
-            encoding,
-            payload: frame.freeze(),
-        }))
+        Ok(Some((encoding, src.split_to(total))))
     }
 }
 

@@ -138,20 +138,12 @@ impl RawFrame {
 
 /// Takes the first complete frame off `buf`, if there is one.
 fn take_frame(codec: &FrameCodec, buf: &mut BytesMut) -> Result<Option<RawFrame>, ClientError> {
-    match codec.check_head(buf) {
-        Ok(Some((encoding, total))) if buf.len() >= total => {
-            let raw = buf.split_to(total).freeze();
-            Ok(Some(RawFrame {
-                encoding,
-                raw,
-                head_len: codec.config().head_len(),
-            }))
-        }
-        Ok(Some((_, total))) => {
-            buf.reserve((total - buf.len()).min(64 * 1024));
-            Ok(None)
-        }
-        Ok(None) => Ok(None),
+    match codec.decode_raw_frame(buf) {
+        Ok(frame) => Ok(frame.map(|(encoding, raw)| RawFrame {
+            encoding,
+            raw,
+            head_len: codec.config().head_len(),
+        })),
         Err(_) if looks_like_tls(buf) => Err(ClientError::TlsExpected),
         Err(e) => Err(ClientError::Frame(e)),
     }
