@@ -146,7 +146,11 @@ fn a_bad_console_format_keeps_the_formatters_detail() {
         "{stderr}"
     );
     assert_eq!(stderr.matches("unknown attribute").count(), 1, "{stderr}");
-    assert_eq!(stderr.matches("console_format").count(), 1, "the key once: {stderr}");
+    assert_eq!(
+        stderr.matches("console_format").count(),
+        1,
+        "the key once: {stderr}"
+    );
 }
 
 #[test]

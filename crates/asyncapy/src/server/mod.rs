@@ -610,9 +610,7 @@ impl RunningServer {
 
     /// Waits until the server has shut down (after [`ServerHandle::shutdown`]).
     pub async fn wait(self) -> Result<(), ServerError> {
-        self.task
-            .await
-            .map_err(ServerError::Task)
+        self.task.await.map_err(ServerError::Task)
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully. The
