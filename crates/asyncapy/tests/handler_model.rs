@@ -401,3 +401,37 @@ async fn the_api_key_filter_hands_on_the_key_s_metadata() {
         .await;
     assert_eq!(reply, map(&[("user", Value::from("grace"))]));
 }
+
+#[tokio::test]
+async fn a_rejection_that_is_the_server_s_fault_is_err_handler_failed() {
+    use asyncapy::extract::Rejection;
+    let mut server = Server::new(test_config());
+    // An Extension no filter of the handler provides: the server's mistake.
+    server
+        .add_handler(|Extension(UserId(uid)): Extension<UserId>| async move {
+            map(&[("uid", Value::from(uid))])
+        })
+        .filter(|_: &Client, p: &Packet| p.contains_key("no_filter_value"));
+    // A handler refusing a request for a reason of the server's own.
+    server
+        .add_handler(|packet: Packet| async move {
+            if packet.contains_key("internal") {
+                return Err::<(), _>(Rejection::internal("the cache is not warm yet"));
+            }
+            Err(Rejection::malformed("needs \"internal\""))
+        })
+        .group(1);
+    let running = server.bind().await.unwrap();
+    for (request, code) in [
+        (
+            map(&[("no_filter_value", Value::Null)]),
+            ErrorCode::HandlerFailed,
+        ),
+        (map(&[("internal", Value::Null)]), ErrorCode::HandlerFailed),
+        (map(&[("other", Value::Null)]), ErrorCode::RequestMalformed),
+    ] {
+        let mut client = RawClient::connect(running.local_addr()).await;
+        client.send(Encoding::Json, &request).await;
+        client.expect_failure_then_close(code, Encoding::Json).await;
+    }
+}
