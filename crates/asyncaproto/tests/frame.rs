@@ -290,3 +290,47 @@ proptest! {
         prop_assert!(total <= bytes.len());
     }
 }
+
+#[test]
+fn the_layout_reads_back_and_the_defaults_are_the_documented_ones() {
+    let config = FrameConfig::new(2, ByteOrder::Little, 300).unwrap();
+    assert_eq!(config.header_size(), 2);
+    assert_eq!(config.byte_order(), ByteOrder::Little);
+    assert_eq!(config.max_packet_size(), 300);
+    let default = FrameConfig::default();
+    assert_eq!(default.header_size(), 4);
+    assert_eq!(default.byte_order(), ByteOrder::Big);
+    assert_eq!(default.max_packet_size(), 8 << 20, "8 MiB");
+    assert_eq!(asyncaproto::frame::DEFAULT_MAX_PACKET_SIZE, 8 << 20);
+    assert_eq!(ByteOrder::Big.to_string(), "big");
+    assert_eq!(ByteOrder::Little.to_string(), "little");
+    assert_eq!(ByteOrder::Little.as_str(), "little");
+}
+
+#[test]
+fn a_large_declared_body_gets_room_64_kib_at_a_time() {
+    let codec = FrameCodec::default();
+    // A head declaring a 1 MiB packet, and no body yet.
+    let mut buf = BytesMut::from(&b"\x00\x10\x00\x02\x16\x00"[..]);
+    assert!(codec.decode_frame(&mut buf).unwrap().is_none());
+    let room = buf.capacity();
+    assert!(
+        (64 << 10..128 << 10).contains(&room),
+        "room for {room} bytes: one 64 KiB chunk, not the declared 1 MiB"
+    );
+}
+
+#[test]
+fn a_too_large_packet_is_refused_in_its_own_encoding() {
+    let codec = codec(4, ByteOrder::Big, 16);
+    for (byte, encoding) in [(0u8, Encoding::Json), (1, Encoding::ZiProto)] {
+        let mut buf = BytesMut::from(&[0, 0, 1, 0, 0x16, byte][..]);
+        let err = codec.decode_frame(&mut buf).unwrap_err();
+        assert_eq!(err.error_code(), Some(ErrorCode::PacketTooLarge));
+        assert_eq!(err.reply_encoding(), encoding);
+    }
+    // Other refusals are answered in JSON.
+    let mut buf = BytesMut::from(&b"\x00\x00\x00\x04\x15\x01"[..]);
+    let err = codec.decode_frame(&mut buf).unwrap_err();
+    assert_eq!(err.reply_encoding(), Encoding::Json);
+}
