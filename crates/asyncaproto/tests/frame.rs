@@ -334,3 +334,25 @@ fn a_too_large_packet_is_refused_in_its_own_encoding() {
     let err = codec.decode_frame(&mut buf).unwrap_err();
     assert_eq!(err.reply_encoding(), Encoding::Json);
 }
+
+#[test]
+fn frames_are_written_after_what_the_buffer_holds() {
+    use asyncaproto::{Map, Value};
+    let map: Map = [("foo", Value::from("bar"))].into_iter().collect();
+    for (encoding, expected) in [
+        (Encoding::Json, JSON_FRAME),
+        (Encoding::ZiProto, ZIPROTO_FRAME),
+    ] {
+        let mut out = BytesMut::from(&b"queued"[..]);
+        FrameCodec::default()
+            .write_frame(encoding, &map, &mut out)
+            .unwrap();
+        assert_eq!(&out[..6], b"queued");
+        assert_eq!(&out[6..], expected);
+    }
+    let codec = codec(2, ByteOrder::Little, 300);
+    assert_eq!(
+        codec.config(),
+        &FrameConfig::new(2, ByteOrder::Little, 300).unwrap()
+    );
+}
