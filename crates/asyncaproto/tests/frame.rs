@@ -356,3 +356,13 @@ fn frames_are_written_after_what_the_buffer_holds() {
         &FrameConfig::new(2, ByteOrder::Little, 300).unwrap()
     );
 }
+
+#[test]
+fn a_borrowed_frame_encodes_like_an_owned_one() {
+    let frame = Frame::new(Encoding::ZiProto, &b"\x81\xa3foo\xa3bar"[..]);
+    let (mut by_ref, mut owned) = (BytesMut::new(), BytesMut::new());
+    FrameCodec::default().encode(&frame, &mut by_ref).unwrap();
+    FrameCodec::default().encode(frame, &mut owned).unwrap();
+    assert_eq!(&by_ref[..], ZIPROTO_FRAME);
+    assert_eq!(by_ref, owned);
+}
