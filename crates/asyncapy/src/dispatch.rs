@@ -11,7 +11,6 @@
 //! When no handler ran at all, the server replies `ERR_NO_HANDLER`.
 
 use std::any::TypeId;
-use std::error::Error as StdError;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -19,16 +18,13 @@ use std::sync::Arc;
 
 use asyncaproto::ErrorCode;
 
-use crate::extract::{AppState, Found, FromRequest, Rejection, RequestParts};
-use crate::filters::{Check, Filter, Verdict};
+use crate::extract::{AppState, FromRequest, Rejection, RequestParts};
+use crate::filters::{Check, Filter, Found, Verdict};
 use crate::packet::Packet;
-use crate::reply::{Failure, IntoReply, Reply, ReplyKind};
+use crate::reply::{Failure, FailureCode, IntoReply, Reply, ReplyKind};
 use crate::session::{Client, SendError};
 
-/// The error a handler may return; the session is closed with `ERR_HANDLER_FAILED`
-/// and the error is logged (never sent to the client). A [`Failure`] or a
-/// [`Rejection`] boxed in it keeps its own reply (see [`crate::reply`]).
-pub type HandlerError = Box<dyn StdError + Send + Sync + 'static>;
+pub use crate::reply::HandlerError;
 
 /// A running handler, its arguments taken.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
@@ -253,15 +249,6 @@ impl Outcome {
             }
         }
     }
-}
-
-/// The code of a failure reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FailureCode<'a> {
-    /// One of the protocol's.
-    Protocol(ErrorCode),
-    /// One a handler chose.
-    Application(&'a str),
 }
 
 impl Dispatcher {

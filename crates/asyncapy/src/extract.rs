@@ -52,56 +52,17 @@
 //! ```
 
 use std::any::{Any, TypeId};
-use std::fmt;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::filters::{ApiKeyInfo, Found};
 use crate::packet::Packet;
+pub use crate::rejection::Rejection;
 use crate::session::Client;
 
 /// The server's state, type-erased.
 pub(crate) type AppState = Option<Arc<dyn Any + Send + Sync>>;
-
-/// Values the filters of one handler found for it, by type.
-#[derive(Default)]
-pub(crate) struct Found(Vec<(TypeId, Box<dyn Any + Send + Sync>)>);
-
-impl Found {
-    pub(crate) fn insert(&mut self, value: FoundValue) {
-        self.0.retain(|(id, _)| *id != value.id);
-        self.0.push((value.id, value.value));
-    }
-
-    fn get<T: 'static>(&self) -> Option<&T> {
-        self.0
-            .iter()
-            .find(|(id, _)| *id == TypeId::of::<T>())
-            .and_then(|(_, value)| value.downcast_ref())
-    }
-}
-
-/// A value a filter found, for the handler's [`Extension`] argument.
-pub struct FoundValue {
-    id: TypeId,
-    value: Box<dyn Any + Send + Sync>,
-}
-
-impl FoundValue {
-    /// Wraps `value`.
-    pub fn new<T: Clone + Send + Sync + 'static>(value: T) -> FoundValue {
-        FoundValue {
-            id: TypeId::of::<T>(),
-            value: Box::new(value),
-        }
-    }
-}
-
-impl fmt::Debug for FoundValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FoundValue").finish_non_exhaustive()
-    }
-}
 
 /// What a handler's arguments are taken from: the request and what the
 /// server and the handler's filters hold for it.
@@ -238,54 +199,10 @@ impl<T: Clone + Send + Sync + 'static> FromRequest for Extension<T> {
     }
 }
 
-/// A request refused before (or by) its handler.
-///
-/// [`Rejection::malformed`]: the client's fault (a payload that does not fit
-/// the handler's type), answered `ERR_REQUEST_MALFORMED` and logged at WARNING.
-/// [`Rejection::internal`]: the server's (a handler asking for what the
-/// server does not have), answered `ERR_HANDLER_FAILED` and logged as an ERROR.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    malformed: bool,
-    reason: String,
-}
-
-impl Rejection {
-    /// The request does not fit: `reason` says why (it is logged, not sent).
-    pub fn malformed(reason: impl Into<String>) -> Rejection {
-        Rejection {
-            malformed: true,
-            reason: reason.into(),
-        }
-    }
-
-    /// The server cannot serve the request: `reason` goes to the log only.
-    pub fn internal(reason: impl Into<String>) -> Rejection {
-        Rejection {
-            malformed: false,
-            reason: reason.into(),
-        }
-    }
-
-    /// Whether the client is at fault.
-    pub fn is_malformed(&self) -> bool {
-        self.malformed
-    }
-
-    /// Why.
-    pub fn reason(&self) -> &str {
-        &self.reason
+impl FromRequest for ApiKeyInfo {
+    fn from_request(parts: &RequestParts<'_>) -> Result<ApiKeyInfo, Rejection> {
+        parts.found::<ApiKeyInfo>().cloned().ok_or_else(|| {
+            Rejection::internal("ApiKeyInfo is only given to a handler behind an ApiKey filter")
+        })
     }
 }
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.malformed {
-            write!(f, "malformed request: {}", self.reason)
-        } else {
-            f.write_str(&self.reason)
-        }
-    }
-}
-
-impl std::error::Error for Rejection {}

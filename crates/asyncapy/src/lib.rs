@@ -70,6 +70,7 @@ pub mod keys;
 pub mod logging;
 pub mod packet;
 pub mod proxy;
+mod rejection;
 pub mod reply;
 pub mod server;
 pub mod session;

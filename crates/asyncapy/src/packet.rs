@@ -10,7 +10,7 @@ use asyncaproto::{Encoding, Map, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::extract::Rejection;
+use crate::rejection::Rejection;
 
 /// A payload map with the encoding it arrived in (or will be sent in).
 ///

@@ -35,9 +35,13 @@ use std::fmt;
 
 use asyncaproto::{ErrorCode, Map};
 
-use crate::dispatch::HandlerError;
-use crate::extract::Rejection;
 use crate::packet::Packet;
+use crate::rejection::Rejection;
+
+/// The error a handler may return; the session is closed with `ERR_HANDLER_FAILED`
+/// and the error is logged (never sent to the client). A [`Failure`] or a
+/// [`Rejection`] boxed in it keeps its own reply (see the [module docs](self)).
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A failure reply a handler chooses: a protocol code ([`ErrorCode`]) or an
 /// application code of its own (`ERR_UNAUTHORIZED`), sent as
@@ -110,6 +114,15 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+/// The code of a failure reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureCode<'a> {
+    /// One of the protocol's.
+    Protocol(ErrorCode),
+    /// One a handler chose.
+    Application(&'a str),
+}
 
 /// What a handler's return value asks the server to do; made by [`IntoReply`].
 #[derive(Debug)]

@@ -16,8 +16,8 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 use uuid::Uuid;
 
-use crate::dispatch::FailureCode;
 use crate::packet::{AsPayload, Packet};
+use crate::reply::FailureCode;
 
 const NO_ENCODING: u8 = u8::MAX;
 

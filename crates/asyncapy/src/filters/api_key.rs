@@ -124,18 +124,6 @@ pub struct ApiKeyInfo {
     pub metadata: Value,
 }
 
-impl crate::extract::FromRequest for ApiKeyInfo {
-    fn from_request(
-        parts: &crate::extract::RequestParts<'_>,
-    ) -> Result<ApiKeyInfo, crate::extract::Rejection> {
-        parts.found::<ApiKeyInfo>().cloned().ok_or_else(|| {
-            crate::extract::Rejection::internal(
-                "ApiKeyInfo is only given to a handler behind an ApiKey filter",
-            )
-        })
-    }
-}
-
 fn authorised(answer: Result<Option<Value>, KeyStoreError>) -> Option<ApiKeyInfo> {
     match answer {
         Ok(metadata) => metadata.map(|metadata| ApiKeyInfo { metadata }),

@@ -28,14 +28,55 @@ mod ip;
 pub use self::api_key::{ApiKey, ApiKeyInfo};
 pub use self::fields::{Fields, PatternError};
 pub use self::ip::{Ip, IpHandle, IpNet, IpNetError, IpNetErrorKind};
-pub use crate::extract::FoundValue;
 
+use std::any::{Any, TypeId};
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::packet::Packet;
 use crate::session::Client;
+
+/// Values the filters of one handler found for it, by type.
+#[derive(Default)]
+pub(crate) struct Found(Vec<(TypeId, Box<dyn Any + Send + Sync>)>);
+
+impl Found {
+    pub(crate) fn insert(&mut self, value: FoundValue) {
+        self.0.retain(|(id, _)| *id != value.id);
+        self.0.push((value.id, value.value));
+    }
+
+    pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
+        self.0
+            .iter()
+            .find(|(id, _)| *id == TypeId::of::<T>())
+            .and_then(|(_, value)| value.downcast_ref())
+    }
+}
+
+/// A value a filter found, for the handler's [`Extension`](crate::extract::Extension) argument.
+pub struct FoundValue {
+    id: TypeId,
+    value: Box<dyn Any + Send + Sync>,
+}
+
+impl FoundValue {
+    /// Wraps `value`.
+    pub fn new<T: Clone + Send + Sync + 'static>(value: T) -> FoundValue {
+        FoundValue {
+            id: TypeId::of::<T>(),
+            value: Box::new(value),
+        }
+    }
+}
+
+impl fmt::Debug for FoundValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FoundValue").finish_non_exhaustive()
+    }
+}
 
 /// A filter's answer that needs I/O to decide.
 pub type CheckFuture = Pin<Box<dyn Future<Output = Verdict> + Send + 'static>>;

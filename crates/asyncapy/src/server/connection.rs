@@ -36,8 +36,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{sleep_until, Instant, Sleep};
 use tracing::{debug, info, warn};
 
-use crate::dispatch::{FailureCode, Outcome};
+use crate::dispatch::Outcome;
 use crate::packet::Packet;
+use crate::reply::FailureCode;
 use crate::server::panic_report::{self, Reported};
 use crate::server::transport::{poll_read_more, Transport};
 use crate::server::ServerContext;
