@@ -10,7 +10,7 @@
 //! | [`State<S>`] | the server's state, given with [`Server::with_state`](crate::Server::with_state) |
 //! | [`Payload<T>`] | the request as any `serde::Deserialize` type |
 //! | [`Extension<T>`] | what one of the handler's filters found (see [`Check::pass_with`](crate::Check::pass_with)) |
-//! | [`ApiKeyInfo`](crate::filters::ApiKeyInfo) | the key and metadata the [`ApiKey`](crate::filters::ApiKey) filter found |
+//! | [`ApiKeyInfo`] | the key and metadata the [`ApiKey`](crate::filters::ApiKey) filter found |
 //!
 //! The arguments are taken after the handler's filters pass, before it runs.
 //! A [`Payload<T>`] the packet does not fit is the client's fault: the
