@@ -37,6 +37,7 @@ pub mod encoding;
 pub mod error;
 pub mod frame;
 pub mod json;
+mod payload_error;
 pub mod value;
 pub mod ziproto;
 

@@ -44,7 +44,7 @@
 
 use bytes::BufMut;
 
-use crate::encoding::PayloadError;
+use crate::payload_error::PayloadError;
 use crate::value::{Map, Value};
 use crate::MAX_DEPTH;
 

@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeSeed;
 
-use crate::encoding::PayloadError;
+use crate::payload_error::PayloadError;
 use crate::value::{DecodeState, Map, Value, ValueSeed};
 use crate::MAX_DEPTH;
 

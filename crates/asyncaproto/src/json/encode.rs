@@ -4,7 +4,7 @@ use std::fmt::{self, Write as _};
 
 use bytes::BufMut;
 
-use crate::encoding::PayloadError;
+use crate::payload_error::PayloadError;
 use crate::value::{Map, Value};
 use crate::MAX_DEPTH;
 
@@ -575,6 +575,37 @@ fn write_base64<B: BufMut>(dst: &mut B, data: &[u8]) {
         _ => {}
     }
     dst.put_u8(b'"');
+}
+
+// Display of the data model is JSON as Python writes it: it lives with the
+// writer, so that the data model does not depend on a codec.
+
+impl fmt::Display for Value {
+    /// The value as Python's `json.dumps` writes it (what the JSON encoder
+    /// writes, binary as base64), except that non-finite floats print as
+    /// `NaN`/`Infinity` and nesting past [`crate::MAX_DEPTH`] as `[...]`/`{...}`
+    /// where the encoder would refuse them.
+    ///
+    /// ```
+    /// use asyncaproto::Value;
+    /// let value = Value::from(vec![Value::from(1.0), Value::from("é"), Value::Null]);
+    /// assert_eq!(value.to_string(), r#"[1.0, "\u00e9", null]"#);
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::new();
+        write_display(self, &mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Display for Map {
+    /// The map as Python's `json.dumps` writes it; see [`Value`'s
+    /// Display](Value#impl-Display-for-Value).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::new();
+        write_display_map(self, &mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
 }
 
 #[cfg(test)]

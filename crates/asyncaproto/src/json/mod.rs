@@ -39,4 +39,3 @@ mod encode;
 
 pub use decode::decode;
 pub use encode::{encode, encode_map};
-pub(crate) use encode::{write_display, write_display_map};

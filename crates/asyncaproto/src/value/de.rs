@@ -12,7 +12,7 @@ use serde::de::{
 use serde::forward_to_deserialize_any;
 
 use super::{Error, Map, Value};
-use crate::encoding::PayloadError;
+use crate::payload_error::PayloadError;
 use crate::MAX_DEPTH;
 
 /// The most elements a deserializer's size hint may preallocate: a hint comes

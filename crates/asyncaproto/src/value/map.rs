@@ -435,16 +435,6 @@ impl fmt::Debug for Map {
     }
 }
 
-impl fmt::Display for Map {
-    /// The map as Python's `json.dumps` writes it; see [`Value`'s
-    /// Display](Value#impl-Display-for-Value).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::new();
-        crate::json::write_display_map(self, &mut out);
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
-    }
-}
-
 impl Index<&str> for Map {
     type Output = Value;
 

@@ -330,24 +330,6 @@ impl Value {
     }
 }
 
-impl fmt::Display for Value {
-    /// The value as Python's `json.dumps` writes it (what the JSON encoder
-    /// writes, binary as base64), except that non-finite floats print as
-    /// `NaN`/`Infinity` and nesting past [`crate::MAX_DEPTH`] as `[...]`/`{...}`
-    /// where the encoder would refuse them.
-    ///
-    /// ```
-    /// use asyncaproto::Value;
-    /// let value = Value::from(vec![Value::from(1.0), Value::from("é"), Value::Null]);
-    /// assert_eq!(value.to_string(), r#"[1.0, "\u00e9", null]"#);
-    /// ```
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::new();
-        crate::json::write_display(self, &mut out);
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
-    }
-}
-
 impl Index<&str> for Value {
     type Output = Value;
 
