@@ -90,11 +90,6 @@ impl SessionState {
         self.id
     }
 
-    /// The client's address: the socket's peer, or the client a PROXY header named.
-    pub(crate) fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
     /// The session's encoding, once its first packet has set it.
     pub(crate) fn encoding(&self) -> Option<Encoding> {
         Encoding::from_byte(self.encoding.load(Ordering::Relaxed))
@@ -190,10 +185,12 @@ impl SessionState {
         self.raise(CLOSING);
     }
 
+    /// Told by the server's [`Shutdown`](crate::server::Shutdown): the drain began.
     pub(crate) fn shutdown(&self) {
         self.raise(SHUTDOWN);
     }
 
+    /// Told by the server's [`Shutdown`](crate::server::Shutdown): the grace period is over.
     pub(crate) fn abort(&self) {
         self.raise(ABORT);
     }
@@ -581,15 +578,11 @@ impl Registry {
         self.lock().values().map(HashMap::len).sum()
     }
 
-    /// Raises `signal` on every live session.
-    pub(crate) fn signal_all(&self, signal: Signal) {
+    /// Calls `f` on every live session.
+    pub(crate) fn for_each(&self, f: impl Fn(&SessionState)) {
         for sessions in self.lock().values() {
             for state in sessions.values() {
-                match signal {
-                    Signal::Close => state.close(),
-                    Signal::Shutdown => state.shutdown(),
-                    Signal::Abort => state.abort(),
-                }
+                f(state);
             }
         }
     }

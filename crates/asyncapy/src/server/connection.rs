@@ -177,11 +177,6 @@ impl<T: Transport> Connection<T> {
     /// A single `poll_fn` over wakers that live in the socket and the session
     /// state: this is the state an idle session rests in, and it is tiny.
     async fn wait(&mut self) -> Wake {
-        if self.ctx.abort.is_cancelled() {
-            self.state.abort();
-        } else if self.ctx.shutdown.is_cancelled() {
-            self.state.shutdown();
-        }
         poll_fn(|cx| {
             // Input already sent is read before a shutdown is acted on: packets
             // a client sent before the shutdown are in flight, and get answered.
@@ -514,7 +509,6 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::Semaphore;
-    use tokio_util::sync::CancellationToken;
 
     /// A session's connection to an echo server with `buf` as its first read
     /// size, and the client end.
@@ -526,6 +520,7 @@ mod tests {
         );
         dispatcher.freeze();
         let registry = Arc::new(Registry::new(0));
+        let shutdown = Arc::new(crate::server::Shutdown::new(registry.clone()));
         let ctx = Arc::new(ServerContext {
             config: crate::Config {
                 buf,
@@ -534,9 +529,7 @@ mod tests {
             codec: FrameCodec::default(),
             dispatcher,
             state: None,
-            registry: registry.clone(),
-            shutdown: CancellationToken::new(),
-            abort: CancellationToken::new(),
+            shutdown: shutdown.clone(),
             permits: Arc::new(Semaphore::new(1)),
             #[cfg(feature = "tls")]
             tls: None,
@@ -547,7 +540,7 @@ mod tests {
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
         let state = Arc::new(SessionState::new(peer, ctx.codec, registry.clone()));
-        let registered = registry.register(state.clone()).ok().unwrap();
+        let registered = shutdown.register(state.clone()).ok().unwrap();
         let permit = ctx.permits.clone().try_acquire_owned().unwrap();
         let connection = Connection::new(ctx, state, stream, registered, BytesMut::new(), permit);
         (connection, client)

@@ -20,10 +20,12 @@
 //! # }
 //! ```
 
+mod admission;
 mod builder;
 pub(crate) mod connection;
 mod listener;
 pub(crate) mod panic_report;
+pub(crate) mod shutdown;
 mod transport;
 
 pub use builder::ServerBuilder;
@@ -39,7 +41,6 @@ use asyncaproto::FrameCodec;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
@@ -48,6 +49,7 @@ use crate::extract::{AppState, FromRequest, Rejection, State};
 use crate::packet::Packet;
 use crate::session::Client;
 use crate::session::Registry;
+pub(crate) use shutdown::Shutdown;
 
 /// What the session tasks share.
 pub(crate) struct ServerContext {
@@ -56,11 +58,8 @@ pub(crate) struct ServerContext {
     pub(crate) dispatcher: Dispatcher,
     /// The application's state ([`Server::with_state`]), for `State` arguments.
     pub(crate) state: AppState,
-    pub(crate) registry: Arc<Registry>,
-    /// Cancelled when the server stops accepting: idle sessions close.
-    pub(crate) shutdown: CancellationToken,
-    /// Cancelled when the grace period is over: every session is dropped.
-    pub(crate) abort: CancellationToken,
+    /// The shutdown signal, and through it the registry of live sessions.
+    pub(crate) shutdown: Arc<Shutdown>,
     /// One permit per open connection (`max_connections` in all).
     pub(crate) permits: Arc<Semaphore>,
     /// Set when the server speaks TLS: every connection starts with a handshake.
@@ -516,6 +515,7 @@ impl Server {
             Registry::new(self.config.session_limit)
                 .with_outbox(self.config.max_outbox, self.config.timeout),
         );
+        let shutdown = Arc::new(Shutdown::new(registry));
         let permits = Arc::new(Semaphore::new(self.config.max_connections));
         #[cfg(feature = "tls")]
         let security = match &tls {
@@ -531,17 +531,14 @@ impl Server {
             codec,
             dispatcher,
             state: state.clone(),
-            registry: registry.clone(),
-            shutdown: CancellationToken::new(),
-            abort: CancellationToken::new(),
+            shutdown: shutdown.clone(),
             permits: permits.clone(),
             #[cfg(feature = "tls")]
             tls: tls.map(|tls| tls.acceptor()),
             config: self.config,
         });
         let handle = ServerHandle {
-            shutdown: ctx.shutdown.clone(),
-            registry,
+            shutdown,
             permits,
             max_connections: ctx.config.max_connections,
         };
@@ -661,8 +658,7 @@ impl RunningServer {
 /// Stops a running server, from any task or thread.
 #[derive(Clone)]
 pub struct ServerHandle {
-    shutdown: CancellationToken,
-    registry: Arc<Registry>,
+    shutdown: Arc<Shutdown>,
     permits: Arc<Semaphore>,
     max_connections: usize,
 }
@@ -671,17 +667,17 @@ impl ServerHandle {
     /// Starts a graceful shutdown: stop accepting, let in-flight packets finish
     /// within the grace period, close every session.
     pub fn shutdown(&self) {
-        self.shutdown.cancel();
+        self.shutdown.drain();
     }
 
     /// Whether a shutdown was started.
     pub fn is_shutting_down(&self) -> bool {
-        self.shutdown.is_cancelled()
+        self.shutdown.is_draining()
     }
 
     /// How many sessions are live right now.
     pub fn session_count(&self) -> usize {
-        self.registry.len()
+        self.shutdown.registry().len()
     }
 
     /// How many connections the server holds right now: its sessions, the

@@ -33,7 +33,7 @@ impl Transport for TcpStream {
 /// to read (a TLS record, perhaps only part of one: the read then waits for
 /// the rest with the buffer allocated).
 #[cfg(feature = "tls")]
-impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+impl Transport for TlsStream {
     fn poll_first_byte(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         let (tcp, tls) = self.get_ref();
         if !tls.wants_read() {
@@ -43,6 +43,55 @@ impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
         let mut peeked = ReadBuf::new(&mut one);
         ready!(tcp.poll_peek(cx, &mut peeked))?;
         Poll::Ready(Ok(!peeked.filled().is_empty()))
+    }
+}
+
+/// A server-side TLS stream.
+#[cfg(feature = "tls")]
+pub(crate) type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// Without the `tls` feature there is no TLS stream: a type with no values,
+/// so that the code that handles one needs no `cfg` of its own (it cannot
+/// run).
+#[cfg(not(feature = "tls"))]
+pub(crate) enum TlsStream {}
+
+#[cfg(not(feature = "tls"))]
+mod no_tls {
+    use super::*;
+
+    impl AsyncRead for TlsStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match *self.get_mut() {}
+        }
+    }
+
+    impl AsyncWrite for TlsStream {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            match *self.get_mut() {}
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match *self.get_mut() {}
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match *self.get_mut() {}
+        }
+    }
+
+    impl Transport for TlsStream {
+        fn poll_first_byte(&mut self, _: &mut Context<'_>) -> Poll<io::Result<bool>> {
+            match *self {}
+        }
     }
 }
 
