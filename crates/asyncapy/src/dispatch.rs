@@ -295,13 +295,27 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the packet through every group in order.
-    pub(crate) async fn dispatch(
-        &self,
-        client: &Client,
-        packet: Packet,
-        state: &AppState,
-    ) -> Outcome {
+    /// Runs the packet through every group in order, as a session does: a
+    /// handler's (or filter's) panic is caught, reported once
+    /// ([`panic_report`](crate::panic_report)) and becomes
+    /// [`Outcome::Panicked`].
+    pub(crate) async fn run(&self, client: &Client, packet: Packet, state: &AppState) -> Outcome {
+        use futures_util::FutureExt as _;
+        let dispatch = std::pin::pin!(self.dispatch(client, packet, state));
+        let caught = std::panic::AssertUnwindSafe(crate::panic_report::Reported(dispatch))
+            .catch_unwind()
+            .await;
+        match caught {
+            Ok(outcome) => outcome,
+            Err(panic) => Outcome::Panicked {
+                message: crate::panic_report::message(&*panic).to_owned(),
+                location: crate::panic_report::take_location(),
+            },
+        }
+    }
+
+    /// Runs the packet through every group in order (panics not caught).
+    async fn dispatch(&self, client: &Client, packet: Packet, state: &AppState) -> Outcome {
         let mut handled = false;
         let mut refused = None;
         for (group, routes) in &self.groups {

@@ -69,6 +69,7 @@ pub mod ini;
 pub mod keys;
 pub mod logging;
 pub mod packet;
+mod panic_report;
 pub mod proxy;
 mod rejection;
 pub mod reply;

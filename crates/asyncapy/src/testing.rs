@@ -137,13 +137,7 @@ impl TestSession {
     /// call, as [`Server::bind`] does.)
     pub async fn dispatch(&self, server: &mut Server, packet: Packet) -> Outcome {
         let encoding = packet.encoding();
-        let outcome = match server.dispatch_packet(&self.client(), packet).await {
-            Ok(outcome) => outcome,
-            Err(panic) => dispatch::Outcome::Panicked {
-                message: crate::server::panic_report::message(&*panic).to_owned(),
-                location: None,
-            },
-        };
+        let outcome = server.dispatch_packet(&self.client(), packet).await;
         // The failure reply, exactly as a session sends it.
         if let Some((code, close)) = outcome.reply() {
             self.state.queue_failure_code(code, encoding, close);

@@ -22,7 +22,6 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
@@ -30,7 +29,6 @@ use std::time::Duration;
 
 use asyncaproto::{Encoding, ErrorCode};
 use bytes::BytesMut;
-use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{sleep_until, Instant, Sleep};
@@ -39,7 +37,6 @@ use tracing::{debug, info, warn};
 use crate::dispatch::Outcome;
 use crate::packet::Packet;
 use crate::reply::FailureCode;
-use crate::server::panic_report::{self, Reported};
 use crate::server::transport::{poll_read_more, Transport};
 use crate::server::ServerContext;
 use crate::session::{Client, RegistryGuard, SessionState, Signal};
@@ -306,8 +303,7 @@ impl<T: Transport> Connection<T> {
             };
             drop(frame);
             let packet = Packet::new(map, encoding);
-            let handlers = pin!(ctx.dispatcher.dispatch(&client, packet, &ctx.state));
-            let mut dispatch = pin!(AssertUnwindSafe(Reported(handlers)).catch_unwind());
+            let mut dispatch = pin!(ctx.dispatcher.run(&client, packet, &ctx.state));
             // Most handlers finish without waiting: only arm the handler
             // deadline for those that do.
             let outcome = match futures_util::poll!(dispatch.as_mut()) {
@@ -340,14 +336,9 @@ impl<T: Transport> Connection<T> {
                 warn!("Handler timed out after {period:?}");
                 return Some(self.fail(ErrorCode::TimedOut, encoding).await);
             };
-            let outcome = match outcome {
-                Ok(Outcome::Handled) => continue,
-                Ok(outcome) => outcome,
-                Err(panic) => Outcome::Panicked {
-                    message: panic_report::message(&*panic).to_owned(),
-                    location: panic_report::take_location(),
-                },
-            };
+            if let Outcome::Handled = outcome {
+                continue;
+            }
             if let Some(end) = self.reply_failure(&outcome, encoding).await {
                 return Some(end);
             }

@@ -24,7 +24,6 @@ mod admission;
 mod builder;
 pub(crate) mod connection;
 mod listener;
-pub(crate) mod panic_report;
 pub(crate) mod shutdown;
 mod transport;
 
@@ -437,19 +436,11 @@ impl Server {
         self.dispatcher.add(name, erase(handler))
     }
 
-    /// Runs `packet` through the routes as a session would (groups in order,
-    /// first match per group), with a panic caught: for
-    /// [`TestSession::dispatch`](crate::testing::TestSession::dispatch).
-    pub(crate) async fn dispatch_packet(
-        &mut self,
-        client: &Client,
-        packet: Packet,
-    ) -> std::thread::Result<Outcome> {
-        use futures_util::FutureExt as _;
+    /// Runs `packet` through the routes exactly as a session does: the seam
+    /// of [`TestSession::dispatch`](crate::testing::TestSession::dispatch).
+    pub(crate) async fn dispatch_packet(&mut self, client: &Client, packet: Packet) -> Outcome {
         self.dispatcher.freeze();
-        std::panic::AssertUnwindSafe(self.dispatcher.dispatch(client, packet, &self.state))
-            .catch_unwind()
-            .await
+        self.dispatcher.run(client, packet, &self.state).await
     }
 
     /// Validates the configuration and binds the listener; the server then
@@ -463,7 +454,7 @@ impl Server {
     pub async fn bind(self) -> Result<RunningServer, ServerError> {
         self.config.validate()?;
         crate::logging::init(&self.config).map_err(|e| self.config.format_error(&e))?;
-        panic_report::install_hook();
+        crate::panic_report::install_hook();
         if self.dispatcher.is_empty() {
             return Err(ServerError::NoHandlers);
         }
