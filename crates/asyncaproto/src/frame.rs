@@ -39,7 +39,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::encoding::{Encoding, PayloadError};
-use crate::error::ErrorCode;
+use crate::error_code::ErrorCode;
 use crate::value::Map;
 
 /// The only Protocol-Version AsyncAProto defines: 22 (`0x16`).

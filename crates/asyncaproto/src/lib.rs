@@ -34,7 +34,7 @@
 //! ```
 
 pub mod encoding;
-pub mod error;
+pub mod error_code;
 pub mod frame;
 pub mod json;
 mod payload_error;
@@ -42,7 +42,7 @@ pub mod value;
 pub mod ziproto;
 
 pub use encoding::{Encoding, PayloadError};
-pub use error::ErrorCode;
+pub use error_code::ErrorCode;
 pub use frame::{ByteOrder, Frame, FrameCodec, FrameConfig, FrameError, PROTOCOL_VERSION};
 pub use value::{from_value, to_value, Map, Value};
 

@@ -59,7 +59,6 @@
 //!   are refused at start-up with a clear error, and clients asked for TLS fail
 //!   with [`client::ClientError::TlsUnavailable`].
 
-pub mod blocking;
 pub mod client;
 pub mod config;
 pub mod dispatch;
@@ -75,12 +74,12 @@ mod rejection;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod sync_task;
 pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
 
 pub use asyncaproto;
-pub use blocking::{run_sync_task, SyncLimiter};
 pub use config::{Config, ConfigError, LogLevel};
 pub use dispatch::{Handler, HandlerError, Route};
 pub use extract::{Payload, State};
@@ -92,6 +91,7 @@ pub use server::{
     Hook, IntoHookResult, RunningServer, Server, ServerBuilder, ServerError, ServerHandle,
 };
 pub use session::{Client, SendError, Session};
+pub use sync_task::{run_sync_task, SyncLimiter, SyncTaskError};
 
 /// The README's Rust examples, compiled as doctests so the quickstart stays true.
 #[cfg(doctest)]

@@ -1,7 +1,7 @@
 //! Admission: how an accepted connection becomes a session, in named stages.
 //!
 //! ```text
-//! accepted ─▶ read_proxy_header ─▶ handshake ─▶ admit ─▶ Connection::run
+//! accepted ─▶ read_proxy_header ─▶ handshake ─▶ admit ─▶ SessionLoop::run
 //!  (Incoming)   (proxy_protocol)     (TLS)       │ per-IP limit
 //!                                                └▶ refuse (ERR_SESSION_LIMIT_REACHED)
 //! ```
@@ -37,7 +37,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
-use super::connection::{Connection, End};
+use super::session_loop::{End, SessionLoop};
 use super::transport::{TlsStream, Transport};
 use super::ServerContext;
 use crate::session::SessionState;
@@ -72,7 +72,7 @@ pub(super) fn has_preamble(ctx: &ServerContext) -> bool {
 /// What admission made of a connection.
 pub(super) enum Admission<S: Transport> {
     /// A session, to run.
-    Admitted(Connection<S>),
+    Admitted(SessionLoop<S>),
     /// Over the per-IP session limit: the connection back, to refuse.
     OverLimit(Incoming<S>),
 }
@@ -234,7 +234,7 @@ impl<S: Transport> Incoming<S> {
                 state.id()
             ),
         });
-        let connection = Connection::new(
+        let connection = SessionLoop::new(
             ctx.clone(),
             state,
             self.stream,
@@ -316,7 +316,7 @@ pub(super) fn start_plain(
 /// The task of an admitted plain session: the connection's own future and
 /// its span, nothing around it.
 fn plain_task(
-    connection: Connection<TcpStream>,
+    connection: SessionLoop<TcpStream>,
     span: tracing::Span,
 ) -> impl Future<Output = End> + Send + 'static {
     connection.run().instrument(span)

@@ -22,8 +22,8 @@
 
 mod admission;
 mod builder;
-pub(crate) mod connection;
 mod listener;
+pub(crate) mod session_loop;
 pub(crate) mod shutdown;
 mod transport;
 

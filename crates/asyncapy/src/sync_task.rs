@@ -7,8 +7,8 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), asyncapy::blocking::SyncTaskError> {
-//! use asyncapy::blocking::{run_sync_task, SyncLimiter};
+//! # async fn main() -> Result<(), asyncapy::SyncTaskError> {
+//! use asyncapy::{run_sync_task, SyncLimiter};
 //!
 //! let sum = run_sync_task(|| (1..=10u64).sum::<u64>()).await?;
 //! assert_eq!(sum, 55);

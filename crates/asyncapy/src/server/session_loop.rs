@@ -1,4 +1,4 @@
-//! The session loop: one task per connection, from the first byte to the close.
+//! The session loop ([`SessionLoop`]): one task per connection, from the first byte to the close.
 //!
 //! ```text
 //!          ┌────────────── more bytes ◀────────────────┐
@@ -71,7 +71,7 @@ pub(crate) enum End {
     Aborted,
 }
 
-pub(crate) struct Connection<T: Transport> {
+pub(crate) struct SessionLoop<T: Transport> {
     ctx: Arc<ServerContext>,
     state: Arc<SessionState>,
     stream: T,
@@ -112,7 +112,7 @@ enum Wake {
     Abort,
 }
 
-impl<T: Transport> Connection<T> {
+impl<T: Transport> SessionLoop<T> {
     pub(crate) fn new(
         ctx: Arc<ServerContext>,
         state: Arc<SessionState>,
@@ -122,7 +122,7 @@ impl<T: Transport> Connection<T> {
         permit: OwnedSemaphorePermit,
     ) -> Self {
         let deadline = Box::pin(sleep_until(Instant::now() + ctx.config.timeout));
-        Connection {
+        SessionLoop {
             read_size: ctx.config.buf,
             ctx,
             state,
@@ -503,7 +503,7 @@ mod tests {
 
     /// A session's connection to an echo server with `buf` as its first read
     /// size, and the client end.
-    async fn echo_connection(buf: usize) -> (Connection<TcpStream>, TcpStream) {
+    async fn echo_connection(buf: usize) -> (SessionLoop<TcpStream>, TcpStream) {
         let mut dispatcher = Dispatcher::default();
         dispatcher.add(
             "echo".to_owned(),
@@ -533,7 +533,7 @@ mod tests {
         let state = Arc::new(SessionState::new(peer, ctx.codec, registry.clone()));
         let registered = shutdown.register(state.clone()).ok().unwrap();
         let permit = ctx.permits.clone().try_acquire_owned().unwrap();
-        let connection = Connection::new(ctx, state, stream, registered, BytesMut::new(), permit);
+        let connection = SessionLoop::new(ctx, state, stream, registered, BytesMut::new(), permit);
         (connection, client)
     }
 
@@ -548,7 +548,7 @@ mod tests {
 
     /// Reads `frame`'s bytes as the session loop does, one wait at a time,
     /// checking how the room given to reads grows; returns the largest.
-    async fn read_all(connection: &mut Connection<TcpStream>, frame: &[u8]) -> usize {
+    async fn read_all(connection: &mut SessionLoop<TcpStream>, frame: &[u8]) -> usize {
         let mut largest = connection.read_size;
         let first_room = (connection.rbuf.capacity() == 0).then_some(connection.read_size);
         while connection.rbuf.len() < frame.len() {
