@@ -77,6 +77,8 @@ pub mod session;
 pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tls")]
+mod tls_common;
 
 pub use asyncaproto;
 pub use blocking::{run_sync_task, SyncLimiter};
