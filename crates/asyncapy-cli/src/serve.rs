@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use asyncapy::{Client, Config, Packet, SendError, Server};
+use asyncapy::{Client, Config, Packet, SendError, ServerBuilder};
 
 /// Options of `asyncapy serve`. Flags override the configuration file, which
 /// overrides the defaults.
@@ -13,60 +13,8 @@ pub(crate) struct ServeArgs {
     /// An AsyncAPY INI file with an [AsyncAPY] section.
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address to bind (default 127.0.0.1).
-    #[arg(long)]
-    addr: Option<String>,
-    /// Port to bind (default 8081; 0 picks a free port).
-    #[arg(short, long)]
-    port: Option<String>,
-    /// Bytes reserved for a session's first read (default 1024).
-    #[arg(long)]
-    buf: Option<String>,
-    /// Seconds without a complete packet, or of one handler, before ERR_TIMED_OUT (default 60).
-    #[arg(short, long)]
-    timeout: Option<String>,
-    /// Size of the Content-Length field in bytes, 1 to 8 (default 4).
-    #[arg(long)]
-    header_size: Option<String>,
-    /// Byte order of the Content-Length field: big or little (default big).
-    #[arg(long)]
-    byteorder: Option<String>,
-    /// Concurrent sessions per client IP, 0 for no limit (default 0).
-    #[arg(long)]
-    session_limit: Option<String>,
-    /// Largest accepted Content-Length in bytes (default 8388608).
-    #[arg(long)]
-    max_packet_size: Option<String>,
-    /// Most concurrent connections (default 10000).
-    #[arg(long)]
-    max_connections: Option<String>,
-    /// Most bytes of unsent replies a session may hold (default 1048576).
-    #[arg(long)]
-    max_outbox: Option<String>,
-    /// Runtime worker threads, 0 for one per core (default 0).
-    #[arg(long)]
-    workers: Option<String>,
-    /// Seconds in-flight packets get to finish at shutdown (default 10).
-    #[arg(long)]
-    grace_period: Option<String>,
-    /// Python logging level, number or name (default 20, INFO).
-    #[arg(long)]
-    logging_level: Option<String>,
-    /// Python logging format of each line (default "[%(levelname)s] %(asctime)s %(message)s").
-    #[arg(long)]
-    console_format: Option<String>,
-    /// strftime format of %(asctime)s (default "%d/%m/%Y %H:%M:%S %p").
-    #[arg(long)]
-    datefmt: Option<String>,
-    /// Every connection starts with a PROXY protocol header (v1 or v2, as
-    /// HAProxy and cloud load balancers send): the client it names is the
-    /// session's peer. Connections without one are closed.
-    #[arg(long)]
-    proxy_protocol: bool,
-    /// With --proxy-protocol: the proxies' addresses or CIDR ranges,
-    /// comma-separated; connections from anywhere else are closed (default: any).
-    #[arg(long, value_name = "LIST")]
-    proxy_trusted: Option<String>,
+    #[command(flatten)]
+    options: OptionFlags,
     /// Answer each packet after this many milliseconds (simulated handler
     /// work, for testing and benchmarking slow handlers).
     #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -88,35 +36,95 @@ impl ServeArgs {
         if let Some(path) = &self.config {
             config.load_ini_file(path)?;
         }
-        let flags = [
-            ("addr", &self.addr),
-            ("port", &self.port),
-            ("buf", &self.buf),
-            ("timeout", &self.timeout),
-            ("header_size", &self.header_size),
-            ("byteorder", &self.byteorder),
-            ("session_limit", &self.session_limit),
-            ("max_packet_size", &self.max_packet_size),
-            ("max_connections", &self.max_connections),
-            ("max_outbox", &self.max_outbox),
-            ("workers", &self.workers),
-            ("grace_period", &self.grace_period),
-            ("logging_level", &self.logging_level),
-            ("console_format", &self.console_format),
-            ("datefmt", &self.datefmt),
-            ("proxy_trusted", &self.proxy_trusted),
-        ];
-        for (key, value) in flags {
-            if let Some(value) = value {
-                config.set(key, value).map_err(|e| flag_error(key, &e))?;
-            }
-        }
-        if self.proxy_protocol {
-            config.proxy_protocol = true;
+        for (key, value) in &self.options.given {
+            config.set(key, value).map_err(|e| flag_error(key, &e))?;
         }
         let self_signed = self.tls.apply(&mut config)?;
-        config.validate()?;
         Ok((config, self_signed))
+    }
+}
+
+/// A flag for every option of the configuration ([`asyncapy::config::OPTIONS`])
+/// but `config` (the `--config` file, loaded first): the key with dashes
+/// (`--max-packet-size`), its value given to [`Config::set`] as a line of the
+/// file would be, so a bad value reads as the file's would. A `bool` option is
+/// a flag without a value. The help is the option's doc line and default.
+#[derive(Debug, Default)]
+pub(crate) struct OptionFlags {
+    /// The options given, as (key, value), in the option table's order.
+    given: Vec<(&'static str, String)>,
+}
+
+impl OptionFlags {
+    /// The options that are flags.
+    fn options() -> impl Iterator<Item = &'static asyncapy::config::OptionInfo> {
+        asyncapy::config::OPTIONS
+            .iter()
+            .filter(|option| option.key != "config")
+    }
+
+    /// The command-line form of `option`: every flag is `--key-with-dashes`;
+    /// two have a short form, and files and lists say so.
+    fn arg(option: &asyncapy::config::OptionInfo) -> clap::Arg {
+        let plain = |text: &str| text.replace('`', "");
+        let doc = plain(option.doc.strip_suffix('.').unwrap_or(option.doc));
+        let help = match option.default {
+            _ if option.switch => doc,
+            "none" => doc,
+            default => format!("{doc} [default: {}]", plain(default)),
+        };
+        let arg = clap::Arg::new(option.key)
+            .long(option.key.replace('_', "-"))
+            .help(help);
+        if option.switch {
+            return arg.action(clap::ArgAction::SetTrue);
+        }
+        let arg = match option.key {
+            "port" => arg.short('p'),
+            "timeout" => arg.short('t'),
+            _ => arg,
+        };
+        let value_name = match option.key {
+            "tls_cert" | "tls_key" | "tls_client_ca" => "FILE".to_owned(),
+            "proxy_trusted" => "LIST".to_owned(),
+            key => key.to_uppercase(),
+        };
+        arg.action(clap::ArgAction::Set).value_name(value_name)
+    }
+}
+
+impl clap::FromArgMatches for OptionFlags {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = OptionFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for option in OptionFlags::options() {
+            let value = if option.switch {
+                matches.get_flag(option.key).then(|| "true".to_owned())
+            } else {
+                matches.get_one::<String>(option.key).cloned()
+            };
+            if let Some(value) = value {
+                self.given.retain(|(key, _)| *key != option.key);
+                self.given.push((option.key, value));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for OptionFlags {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        OptionFlags::options().fold(command, |command, option| {
+            command.arg(OptionFlags::arg(option))
+        })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        OptionFlags::augment_args(command)
     }
 }
 
@@ -138,16 +146,17 @@ async fn echo(client: Client, packet: Packet) -> Result<(), SendError> {
     client.send(&packet).await
 }
 
-/// Runs the echo server until SIGINT or SIGTERM.
+/// Runs the echo server until SIGINT or SIGTERM, as [`Server::start`] does
+/// (on a runtime made first, which the key store needs too).
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (config, self_signed) = args.config()?;
-    asyncapy::logging::init(&config)?;
-    let workers = config.workers;
-    let mut server = Server::new(config);
+    config.init_logging()?;
+    let runtime = asyncapy::server::runtime(config.workers).context("cannot start the runtime")?;
+    let mut builder = ServerBuilder::from_config(config);
     if let Some(self_signed) = &self_signed {
-        server.tls(self_signed.tls.clone());
+        builder = builder.tls(self_signed.tls.clone());
     }
-    let runtime = asyncapy::server::runtime(workers).context("cannot start the runtime")?;
+    let mut server = builder.build()?;
     let route = match args.delay {
         0 => server.register_handler(echo),
         ms => {
@@ -170,19 +179,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else if args.keys.keys.is_some() {
         anyhow::bail!("--keys needs --require-key FIELD: the field packets carry their key in");
     }
-    runtime.block_on(async move {
-        let running = server.bind().await?;
-        // The signal handlers first: once "listening on" is out, a SIGTERM
-        // must get a graceful shutdown, not the default action.
-        running.shutdown_on_signal()?;
+    let described = self_signed.map(|self_signed| self_signed.describe());
+    // Told once the server listens, with the signal handlers in place: a
+    // SIGTERM from that line on is a graceful shutdown.
+    server.on_ready(move |addr| {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {}", running.local_addr())?;
-        if let Some(self_signed) = &self_signed {
-            writeln!(stdout, "{}", self_signed.describe())?;
+        writeln!(stdout, "listening on {addr}")?;
+        if let Some(described) = &described {
+            writeln!(stdout, "{described}")?;
         }
-        stdout.flush()?;
-        drop(stdout);
-        running.wait().await?;
-        Ok(())
-    })
+        stdout.flush()
+    });
+    runtime.block_on(server.run_until_signal())?;
+    Ok(())
 }

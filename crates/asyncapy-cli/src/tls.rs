@@ -11,18 +11,11 @@ use asyncapy::Config;
 /// The names a self-signed certificate is made for.
 const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
-/// TLS options of `asyncapy serve`.
+/// The TLS option of `asyncapy serve` that is not an option of the
+/// configuration (`--tls-cert`, `--tls-key` and `--tls-client-ca` are, see
+/// [`crate::serve::OptionFlags`]).
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeTlsArgs {
-    /// Serve TLS with the certificate chain of this PEM file (leaf first; with --tls-key).
-    #[arg(long, value_name = "FILE")]
-    tls_cert: Option<String>,
-    /// PEM file of the private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "FILE")]
-    tls_key: Option<String>,
-    /// Require client certificates signed by a CA of this PEM file (mutual TLS).
-    #[arg(long, value_name = "FILE")]
-    tls_client_ca: Option<String>,
     /// Serve TLS with a throwaway self-signed certificate for localhost,
     /// 127.0.0.1 and ::1, made at start and kept in memory only; its SHA-256
     /// fingerprint is printed. For local use (clients need --tls-insecure).
@@ -50,21 +43,10 @@ impl SelfSigned {
 }
 
 impl ServeTlsArgs {
-    /// Applies the flags over `config` (which holds the configuration file's
-    /// values). With `--tls-self-signed`, makes the certificate, takes the
-    /// TLS options out of `config`, and returns the server's TLS.
+    /// With `--tls-self-signed`, makes the certificate, takes the TLS options
+    /// out of `config` (the file's and the flags' values), and returns the
+    /// server's TLS.
     pub(crate) fn apply(&self, config: &mut Config) -> anyhow::Result<Option<SelfSigned>> {
-        for (key, value) in [
-            ("tls_cert", &self.tls_cert),
-            ("tls_key", &self.tls_key),
-            ("tls_client_ca", &self.tls_client_ca),
-        ] {
-            if let Some(value) = value {
-                config
-                    .set(key, value)
-                    .map_err(|e| crate::serve::flag_error(key, &e))?;
-            }
-        }
         if !self.tls_self_signed {
             return Ok(None);
         }

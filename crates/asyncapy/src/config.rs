@@ -1,33 +1,21 @@
 //! Server configuration: the original AsyncAPY options with their defaults, ours
 //! beside them, loading from an AsyncAPY `config.ini`, and validation.
 //!
-//! | key | default | meaning |
-//! |---|---|---|
-//! | `addr` | `127.0.0.1` | address to bind (an IP address or a host name) |
-//! | `port` | `8081` | TCP port (0 picks a free one) |
-//! | `buf` | `1024` | bytes reserved for a session's first read; the buffer grows to hold whole packets |
-//! | `logging_level` | `20` | Python level number (10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL) or name |
-//! | `console_format` | `[%(levelname)s] %(asctime)s %(message)s` | Python `logging` format |
-//! | `datefmt` | `%d/%m/%Y %H:%M:%S %p` | strftime format of `%(asctime)s` |
-//! | `timeout` | `60` | seconds without a complete packet, or of one handler, before `ERR_TIMED_OUT` |
-//! | `header_size` | `4` | bytes of the Content-Length field (1 to 8) |
-//! | `byteorder` | `big` | `big` or `little` (Content-Length only) |
-//! | `session_limit` | `0` | concurrent sessions per client IP (0: no limit) |
-//! | `encoding` | `json` | accepted for compatibility with the original sample; replies always use the session's encoding |
-//! | `max_packet_size` | `8388608` | largest Content-Length accepted (`ERR_PACKET_TOO_LARGE` above) |
-//! | `max_connections` | `10000` | concurrent connections (`ERR_SERVER_BUSY` above) |
-//! | `max_outbox` | `1048576` | bytes a session's unsent replies may hold; a send to a full outbox waits for room (at most `timeout`) |
-//! | `workers` | `0` | runtime worker threads (0: one per core) |
-//! | `grace_period` | `10` | seconds in-flight packets get to finish at shutdown |
-//! | `tls_cert` | none | PEM file of the server's certificate chain (leaf first): serve TLS (feature `tls`) |
-//! | `tls_key` | none | PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1); goes with `tls_cert` |
-//! | `tls_client_ca` | none | PEM file of the CAs that sign client certificates: when set, every client must present one |
-//! | `proxy_protocol` | `false` | every connection starts with a PROXY protocol header (v1 or v2) naming the real client (see [`crate::proxy`]) |
-//! | `proxy_trusted` | any | with `proxy_protocol`: the proxies' addresses or ranges (`10.0.0.0/8, ::1`); connections from elsewhere are closed |
+//! Each option is declared once, in the option table of this file (the
+//! `options!` macro): its name, Rust type, default, parser, check and doc
+//! line. Everything else is derived from that table: the fields of
+//! [`Config`] and its `Default`, the INI keys ([`KEYS`]), [`Config::set`],
+//! the per-option checks of [`Config::validate`], the setters of
+//! [`ServerBuilder`](crate::ServerBuilder), the `asyncapy serve` flags (from
+//! [`OPTIONS`]), and the table of options in [`Config`]'s docs and in the
+//! README ([`options_table`]). Adding an option is one row of the table, plus
+//! the code that gives it its effect.
 //!
-//! The TLS files are read and checked by [`Config::validate`] (a missing, unreadable or
-//! mismatched file is an error naming its key); relative paths are relative to the
-//! working directory.
+//! [`Config::validate`] reads no file: the TLS files are read when the server
+//! is built ([`ServerBuilder::build`](crate::ServerBuilder::build), or
+//! [`Server::bind`](crate::Server::bind) for a [`Server::new`](crate::Server::new)),
+//! and a missing, unreadable or mismatched file is an error naming its key.
+//! Relative paths are relative to the working directory.
 //!
 //! ```
 //! use asyncapy::Config;
@@ -42,171 +30,263 @@
 //! # Ok::<(), asyncapy::ConfigError>(())
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use asyncaproto::{ByteOrder, Encoding, FrameConfig};
+use asyncaproto::FrameConfig;
 
-use crate::filters::IpNet;
 use crate::ini::{Ini, IniError};
+pub use crate::logging::LogLevel;
+use crate::logging::{FormatError, PythonFormat};
 
 /// The section of an AsyncAPY INI file that holds the server options.
 pub const INI_SECTION: &str = "AsyncAPY";
 
-/// Every key the `[AsyncAPY]` section may hold.
-pub const KEYS: [&str; 22] = [
-    "addr",
-    "port",
-    "buf",
-    "logging_level",
-    "console_format",
-    "datefmt",
-    "timeout",
-    "header_size",
-    "byteorder",
-    "session_limit",
-    "encoding",
-    "max_packet_size",
-    "max_connections",
-    "max_outbox",
-    "workers",
-    "grace_period",
-    "tls_cert",
-    "tls_key",
-    "tls_client_ca",
-    "proxy_protocol",
-    "proxy_trusted",
-    "config",
-];
-
-/// A Python `logging` level, kept as its number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LogLevel(pub u8);
-
-impl LogLevel {
-    /// `DEBUG` (10).
-    pub const DEBUG: LogLevel = LogLevel(10);
-    /// `INFO` (20).
-    pub const INFO: LogLevel = LogLevel(20);
-    /// `WARNING` (30).
-    pub const WARNING: LogLevel = LogLevel(30);
-    /// `ERROR` (40).
-    pub const ERROR: LogLevel = LogLevel(40);
-    /// `CRITICAL` (50).
-    pub const CRITICAL: LogLevel = LogLevel(50);
-
-    /// Parses a number (`10`) or a name (`DEBUG`, `info`, `WARN`...).
-    pub fn parse(text: &str) -> Option<LogLevel> {
-        let text = text.trim();
-        if let Ok(n) = text.parse::<u8>() {
-            return Some(LogLevel(n));
+/// The option table: every option of [`Config`], once, in the order of the
+/// INI keys. A row is
+///
+/// ```text
+/// /// Doc line: the table's "meaning", the flag's help, the field's first line.
+/// /// More lines: the field's and the setter's docs.
+/// name: Type = default expression, shown "the default as the docs show it",
+///     parse |key, value| the value from its text (INI, flag, `Config::set`),
+///     check |key, value| a range check of `Config::validate` (optional),
+///     setter { argument: Type => the field's value } (or `setter {}`: none);
+/// ```
+///
+/// The macro hands the rows to `$callback`, a macro that matches them
+/// ([`define_config`] here, `builder_setters` beside the builder).
+macro_rules! options {
+    ($callback:ident) => {
+        $callback! {
+            /// Address to bind (an IP address or a host name).
+            addr: String = "127.0.0.1".to_owned(), shown "`127.0.0.1`",
+                parse |key, value| {
+                    let v = value.trim();
+                    if v.is_empty() {
+                        return Err(invalid(key, value, "must be an IP address or a host name"));
+                    }
+                    Ok(v.to_owned())
+                },
+                setter { value: impl Into<String> => value.into() };
+            /// TCP port (0 picks a free one).
+            port: u16 = 8081, shown "`8081`",
+                parse |key, value| parse_int(key, value, "must be a port number from 0 to 65535"),
+                setter { value: u16 => value };
+            /// Bytes reserved for a session's first read; the buffer grows to hold whole packets.
+            buf: usize = 1024, shown "`1024`",
+                parse |key, value| parse_int(key, value, "must be a positive number of bytes"),
+                check |key, v| ensure(key, (1..=64 << 20).contains(v), v, "must be between 1 and 67108864 bytes"),
+                setter { value: usize => value };
+            /// Python level number (10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL) or name.
+            logging_level: crate::logging::LogLevel = crate::logging::LogLevel::INFO, shown "`20`",
+                parse |key, value| crate::logging::LogLevel::parse(value).ok_or_else(|| invalid(
+                    key,
+                    value,
+                    "must be a Python level number (10, 20, 30, 40, 50) or name (DEBUG, INFO, ...)",
+                )),
+                setter { value: crate::logging::LogLevel => value };
+            /// Python `logging` format of each line (in an INI file, write `%%` for `%`, as Python's configparser requires).
+            console_format: String = "[%(levelname)s] %(asctime)s %(message)s".to_owned(),
+                shown "`[%(levelname)s] %(asctime)s %(message)s`",
+                parse |_key, value| Ok(value.to_owned()),
+                setter { value: impl Into<String> => value.into() };
+            /// strftime format of `%(asctime)s` (`%%` for `%` in an INI file too).
+            datefmt: String = "%d/%m/%Y %H:%M:%S %p".to_owned(), shown "`%d/%m/%Y %H:%M:%S %p`",
+                parse |_key, value| Ok(value.to_owned()),
+                setter { value: impl Into<String> => value.into() };
+            /// Seconds without a complete packet, or of one handler, before `ERR_TIMED_OUT`.
+            /// The same limit bounds a write to a peer that takes no bytes.
+            timeout: std::time::Duration = std::time::Duration::from_secs(60), shown "`60`",
+                parse |key, value| parse_seconds(key, value),
+                check |key, v| ensure(key, !v.is_zero(), "0", "must be a positive number of seconds"),
+                setter { value: std::time::Duration => value };
+            /// Bytes of the Content-Length field (1 to 8).
+            header_size: u8 = 4, shown "`4`",
+                parse |key, value| parse_int(key, value, "must be between 1 and 8"),
+                check |key, v| ensure(key, (1..=8).contains(v), v, "must be between 1 and 8"),
+                setter { value: u8 => value };
+            /// Byte order of the Content-Length field: `big` or `little`.
+            byteorder: asyncaproto::ByteOrder = asyncaproto::ByteOrder::Big, shown "`big`",
+                parse |key, value| value.parse().map_err(|_| invalid(key, value, "must be 'big' or 'little'")),
+                setter { value: asyncaproto::ByteOrder => value };
+            /// Concurrent sessions per client IP (0: no limit).
+            session_limit: usize = 0, shown "`0`",
+                parse |key, value| parse_int(key, value, "must be a number of sessions (0 for no limit)"),
+                setter { value: usize => value };
+            /// Accepted for compatibility with the original sample; replies always use the session's encoding.
+            encoding: asyncaproto::Encoding = asyncaproto::Encoding::Json, shown "`json`",
+                parse |key, value| value.parse().map_err(|_| invalid(key, value, "must be 'json' or 'ziproto'")),
+                setter { value: asyncaproto::Encoding => value };
+            /// Largest Content-Length accepted (`ERR_PACKET_TOO_LARGE` above).
+            max_packet_size: u64 = asyncaproto::frame::DEFAULT_MAX_PACKET_SIZE, shown "`8388608`",
+                parse |key, value| parse_int(key, value, "must be a number of bytes, at least 2"),
+                check |key, v| ensure(key, *v >= 2, v, "must be a number of bytes, at least 2"),
+                setter { value: u64 => value };
+            /// Concurrent connections (`ERR_SERVER_BUSY` above).
+            max_connections: usize = 10_000, shown "`10000`",
+                parse |key, value| parse_int(key, value, "must be a positive number"),
+                check |key, v| ensure(key, *v > 0, v, "must be a positive number"),
+                setter { value: usize => value };
+            /// Bytes a session's unsent replies may hold; a send to a full outbox waits for room (at most `timeout`).
+            /// A single frame larger than this is taken when the outbox is empty.
+            max_outbox: usize = 1 << 20, shown "`1048576`",
+                parse |key, value| parse_int(key, value, "must be a positive number of bytes"),
+                check |key, v| ensure(key, *v > 0, v, "must be a positive number of bytes"),
+                setter { value: usize => value };
+            /// Runtime worker threads (0: one per core), for `Server::start`.
+            workers: usize = 0, shown "`0`",
+                parse |key, value| parse_int(key, value, "must be a number of threads (0 for one per core)"),
+                setter { value: usize => value };
+            /// Seconds in-flight packets get to finish at shutdown.
+            grace_period: std::time::Duration = std::time::Duration::from_secs(10), shown "`10`",
+                parse |key, value| parse_seconds(key, value),
+                setter { value: std::time::Duration => value };
+            /// PEM file of the server's certificate chain (leaf first): serve TLS (feature `tls`).
+            tls_cert: Option<std::path::PathBuf> = None, shown "none",
+                parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),
+                setter { path: impl Into<std::path::PathBuf> => Some(path.into()) };
+            /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1); goes with `tls_cert`.
+            tls_key: Option<std::path::PathBuf> = None, shown "none",
+                parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),
+                setter { path: impl Into<std::path::PathBuf> => Some(path.into()) };
+            /// PEM file of the CAs that sign client certificates: when set, every client must present one.
+            tls_client_ca: Option<std::path::PathBuf> = None, shown "none",
+                parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),
+                setter { path: impl Into<std::path::PathBuf> => Some(path.into()) };
+            /// Every connection starts with a PROXY protocol header (v1 or v2) naming the real client.
+            /// See [`crate::proxy`].
+            proxy_protocol: bool = false, shown "`false`",
+                parse |key, value| parse_bool(value).ok_or_else(|| {
+                    invalid(key, value, "must be true or false (yes/no, on/off, 1/0)")
+                }),
+                setter { value: bool => value };
+            /// With `proxy_protocol`: the proxies' addresses or CIDR ranges (`10.0.0.0/8, ::1`); connections from elsewhere are closed.
+            /// Empty: any source (put the server where only the proxy can reach it).
+            proxy_trusted: Vec<crate::filters::IpNet> = Vec::new(), shown "any",
+                parse |key, value| value
+                    .split([',', ' ', '\t', '\n'])
+                    .filter(|entry| !entry.is_empty())
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| invalid(
+                        key,
+                        value,
+                        "must be IP addresses or CIDR ranges, separated by commas",
+                    )),
+                setter { ranges: impl IntoIterator<Item = crate::filters::IpNet> => ranges.into_iter().collect() };
+            /// The INI file the options were loaded from (ignored inside an INI file).
+            config: Option<std::path::PathBuf> = None, shown "none",
+                parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),
+                setter {};
         }
-        match text.to_ascii_uppercase().as_str() {
-            "NOTSET" => Some(LogLevel(0)),
-            "DEBUG" => Some(LogLevel::DEBUG),
-            "INFO" => Some(LogLevel::INFO),
-            "WARN" | "WARNING" => Some(LogLevel::WARNING),
-            "ERROR" => Some(LogLevel::ERROR),
-            "FATAL" | "CRITICAL" => Some(LogLevel::CRITICAL),
-            _ => None,
-        }
-    }
+    };
+}
+pub(crate) use options;
 
-    /// The Python name of the level a record of this number is shown as.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            0..=10 => "DEBUG",
-            11..=20 => "INFO",
-            21..=30 => "WARNING",
-            31..=40 => "ERROR",
-            _ => "CRITICAL",
-        }
-    }
+/// One option of the table, as the `asyncapy serve` flags and the docs see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionInfo {
+    /// The INI key, the [`Config`] field, the builder setter (`max_outbox`).
+    pub key: &'static str,
+    /// The default, as the docs show it (Markdown: `` `8081` ``, none, any).
+    pub default: &'static str,
+    /// What the option means, in one line (Markdown).
+    pub doc: &'static str,
+    /// Whether the option is a `bool`: a flag without a value on a command line.
+    pub switch: bool,
 }
 
-/// Everything a server needs to know before it starts.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    /// Address to bind: an IP address or a host name.
-    pub addr: String,
-    /// Port to bind; 0 lets the system pick one.
-    pub port: u16,
-    /// Bytes reserved for a session's first read.
-    pub buf: usize,
-    /// Python logging level of the server's log.
-    pub logging_level: LogLevel,
-    /// Python `logging` format of each log line.
-    pub console_format: String,
-    /// strftime format of `%(asctime)s`.
-    pub datefmt: String,
-    /// Idle timeout of a session, and the longest a handler may run.
-    pub timeout: Duration,
-    /// Size of the Content-Length field, 1 to 8 bytes.
-    pub header_size: u8,
-    /// Byte order of the Content-Length field.
-    pub byteorder: ByteOrder,
-    /// Concurrent sessions one client IP may hold; 0 for no limit.
-    pub session_limit: usize,
-    /// The sample config's `encoding` key: accepted and validated, not used.
-    pub encoding: Encoding,
-    /// Largest Content-Length accepted.
-    pub max_packet_size: u64,
-    /// Most concurrent connections.
-    pub max_connections: usize,
-    /// Most bytes a session's unsent replies may hold. A send to a full
-    /// outbox waits until the session has written enough (a single frame
-    /// larger than this is taken when the outbox is empty).
-    pub max_outbox: usize,
-    /// Runtime worker threads; 0 for one per core.
-    pub workers: usize,
-    /// How long in-flight packets may run on at shutdown.
-    pub grace_period: Duration,
-    /// PEM file of the certificate chain to serve TLS with (with [`Config::tls_key`]).
-    pub tls_cert: Option<PathBuf>,
-    /// PEM file of the private key of [`Config::tls_cert`].
-    pub tls_key: Option<PathBuf>,
-    /// PEM file of the CAs whose client certificates are accepted: when set,
-    /// clients must present a certificate signed by one of them.
-    pub tls_client_ca: Option<PathBuf>,
-    /// Whether every connection starts with a PROXY protocol header (v1 or
-    /// v2) naming the client the proxy speaks for; see [`crate::proxy`].
-    pub proxy_protocol: bool,
-    /// With [`Config::proxy_protocol`]: the addresses or ranges the proxies
-    /// connect from. A connection from anywhere else is closed unread. Empty:
-    /// any source (put the server where only the proxy can reach it).
-    pub proxy_trusted: Vec<IpNet>,
-    /// The INI file this configuration was loaded from, if any.
-    pub config: Option<PathBuf>,
+/// Generates, from the option table: [`Config`] (with the table in its
+/// docs), its `Default`, [`KEYS`], [`OPTIONS`], and the per-key parts of
+/// [`Config::set`] and [`Config::validate`].
+macro_rules! define_config {
+    ($(
+        #[doc = $summary:literal]
+        $(#[doc = $more:literal])*
+        $name:ident : $ty:ty = $default:expr, shown $shown:literal,
+            parse $parse:expr,
+            $(check $check:expr,)?
+            setter $setter:tt;
+    )*) => {
+        /// Everything a server needs to know before it starts: the options of
+        /// the original AsyncAPY `Server` (each a key of the `[AsyncAPY]`
+        /// section of an INI file and a flag of `asyncapy serve`) and ours.
+        ///
+        /// | key | default | meaning |
+        /// |---|---|---|
+        $(
+            #[doc = concat!("| `", stringify!($name), "` | ", $shown, " |", $summary, " |")]
+        )*
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct Config {
+            $(
+                #[doc = $summary]
+                $(#[doc = $more])*
+                pub $name: $ty,
+            )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config {
+                    $($name: $default,)*
+                }
+            }
+        }
+
+        /// Every key the `[AsyncAPY]` section may hold, in the table's order.
+        pub const KEYS: [&str; OPTIONS.len()] = [$(stringify!($name)),*];
+
+        /// Every option of [`Config`], in the table's order.
+        pub const OPTIONS: [OptionInfo; [$(stringify!($name)),*].len()] = [$(
+            OptionInfo {
+                key: stringify!($name),
+                default: $shown,
+                doc: $summary.trim_ascii(),
+                switch: matches!(stringify!($ty).as_bytes(), b"bool"),
+            }
+        ),*];
+
+        impl Config {
+            /// Sets the option `key` (one of [`KEYS`]) from its text.
+            fn set_known(&mut self, key: &'static str, value: &str) -> Result<(), ConfigError> {
+                match key {
+                    $(stringify!($name) => {
+                        let parse: fn(&'static str, &str) -> Result<$ty, ConfigError> = $parse;
+                        self.$name = parse(key, value)?;
+                    })*
+                    _ => unreachable!("set_known is given a key of KEYS"),
+                }
+                Ok(())
+            }
+
+            /// The checks of the options that have one, in the table's order.
+            fn check_each(&self) -> Result<(), ConfigError> {
+                $($(
+                    let check: fn(&'static str, &$ty) -> Result<(), ConfigError> = $check;
+                    check(stringify!($name), &self.$name)?;
+                )?)*
+                Ok(())
+            }
+        }
+
+        /// The option table in Markdown, as [`Config`]'s docs show it (the
+        /// README's table is checked against it).
+        pub fn options_table() -> String {
+            let mut table = String::from("| key | default | meaning |\n|---|---|---|\n");
+            for option in OPTIONS {
+                table.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    option.key, option.default, option.doc
+                ));
+            }
+            table
+        }
+    };
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            addr: "127.0.0.1".to_owned(),
-            port: 8081,
-            buf: 1024,
-            logging_level: LogLevel::INFO,
-            console_format: "[%(levelname)s] %(asctime)s %(message)s".to_owned(),
-            datefmt: "%d/%m/%Y %H:%M:%S %p".to_owned(),
-            timeout: Duration::from_secs(60),
-            header_size: 4,
-            byteorder: ByteOrder::Big,
-            session_limit: 0,
-            encoding: Encoding::Json,
-            max_packet_size: asyncaproto::frame::DEFAULT_MAX_PACKET_SIZE,
-            max_connections: 10_000,
-            max_outbox: 1 << 20,
-            workers: 0,
-            grace_period: Duration::from_secs(10),
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
-            proxy_protocol: false,
-            proxy_trusted: Vec::new(),
-            config: None,
-        }
-    }
-}
+options!(define_config);
 
 /// A configuration that cannot be used, naming the key and the bad value.
 #[derive(Debug, thiserror::Error)]
@@ -287,25 +367,36 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// The error naming the key (`console_format` or `datefmt`) whose value
-    /// the log format refused, with the formatter's own reason.
-    pub(crate) fn format_error(&self, error: &crate::logging::FormatError) -> ConfigError {
-        let (key, value, reason) = match error {
-            crate::logging::FormatError::DateFormat(_) => {
-                ("datefmt", &self.datefmt, "must be a strftime date format")
+    /// The log format of `console_format` and `datefmt`; an error names the
+    /// key whose value the formatter refused (the one place a
+    /// [`FormatError`] becomes a key), with the formatter's own reason.
+    pub fn log_format(&self) -> Result<PythonFormat, ConfigError> {
+        PythonFormat::new(&self.console_format, &self.datefmt).map_err(|error| {
+            let (key, value, reason) = match error {
+                FormatError::DateFormat(_) => {
+                    ("datefmt", &self.datefmt, "must be a strftime date format")
+                }
+                _ => (
+                    "console_format",
+                    &self.console_format,
+                    "must be a Python logging format (%(levelname)s, %(asctime)s, %(message)s...)",
+                ),
+            };
+            ConfigError::Format {
+                key,
+                value: value.clone(),
+                reason,
+                detail: error.to_string(),
             }
-            _ => (
-                "console_format",
-                &self.console_format,
-                "must be a Python logging format (%(levelname)s, %(asctime)s, %(message)s...)",
-            ),
-        };
-        ConfigError::Format {
-            key,
-            value: value.clone(),
-            reason,
-            detail: error.to_string(),
-        }
+        })
+    }
+
+    /// Sets the process's log up as these options say (see
+    /// [`logging::init`](crate::logging::init)): what [`Server::bind`](crate::Server::bind)
+    /// does, for a program that logs before its server binds.
+    pub fn init_logging(&self) -> Result<(), ConfigError> {
+        crate::logging::init(self.logging_level, self.log_format()?);
+        Ok(())
     }
 }
 
@@ -323,6 +414,20 @@ fn invalid(key: &'static str, value: &str, reason: &'static str) -> ConfigError 
         key,
         value: value.to_owned(),
         reason,
+    }
+}
+
+/// A check of the option table: `ok`, or the error naming `key` and the value `shown`.
+fn ensure(
+    key: &'static str,
+    ok: bool,
+    shown: impl ToString,
+    reason: &'static str,
+) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, &shown.to_string(), reason))
     }
 }
 
@@ -449,134 +554,16 @@ impl Config {
                 known: KEYS.join(", "),
             });
         };
-        match key {
-            "addr" => {
-                let v = value.trim();
-                if v.is_empty() {
-                    return Err(invalid(key, value, "must be an IP address or a host name"));
-                }
-                self.addr = v.to_owned();
-            }
-            "port" => self.port = parse_int(key, value, "must be a port number from 0 to 65535")?,
-            "buf" => self.buf = parse_int(key, value, "must be a positive number of bytes")?,
-            "logging_level" => {
-                self.logging_level = LogLevel::parse(value).ok_or_else(|| {
-                    invalid(
-                    key,
-                    value,
-                    "must be a Python level number (10, 20, 30, 40, 50) or name (DEBUG, INFO, ...)",
-                )
-                })?
-            }
-            "console_format" => self.console_format = value.to_owned(),
-            "datefmt" => self.datefmt = value.to_owned(),
-            "timeout" => self.timeout = parse_seconds(key, value)?,
-            "header_size" => {
-                self.header_size = parse_int(key, value, "must be between 1 and 8")?;
-            }
-            "byteorder" => {
-                self.byteorder = value
-                    .parse()
-                    .map_err(|_| invalid(key, value, "must be 'big' or 'little'"))?
-            }
-            "session_limit" => {
-                self.session_limit =
-                    parse_int(key, value, "must be a number of sessions (0 for no limit)")?
-            }
-            "encoding" => {
-                self.encoding = value
-                    .parse()
-                    .map_err(|_| invalid(key, value, "must be 'json' or 'ziproto'"))?
-            }
-            "max_packet_size" => {
-                self.max_packet_size =
-                    parse_int(key, value, "must be a number of bytes, at least 2")?
-            }
-            "max_outbox" => {
-                self.max_outbox = parse_int(key, value, "must be a positive number of bytes")?
-            }
-            "max_connections" => {
-                self.max_connections = parse_int(key, value, "must be a positive number")?
-            }
-            "workers" => {
-                self.workers = parse_int(
-                    key,
-                    value,
-                    "must be a number of threads (0 for one per core)",
-                )?
-            }
-            "grace_period" => self.grace_period = parse_seconds(key, value)?,
-            "tls_cert" => self.tls_cert = Some(PathBuf::from(value.trim())),
-            "tls_key" => self.tls_key = Some(PathBuf::from(value.trim())),
-            "tls_client_ca" => self.tls_client_ca = Some(PathBuf::from(value.trim())),
-            "proxy_protocol" => {
-                self.proxy_protocol = parse_bool(value).ok_or_else(|| {
-                    invalid(key, value, "must be true or false (yes/no, on/off, 1/0)")
-                })?
-            }
-            "proxy_trusted" => {
-                self.proxy_trusted = value
-                    .split([',', ' ', '\t', '\n'])
-                    .filter(|entry| !entry.is_empty())
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| {
-                        invalid(
-                            key,
-                            value,
-                            "must be IP addresses or CIDR ranges, separated by commas",
-                        )
-                    })?
-            }
-            "config" => self.config = Some(PathBuf::from(value.trim())),
-            _ => unreachable!("every key of KEYS is handled"),
-        }
-        Ok(())
+        self.set_known(key, value)
     }
 
-    /// Checks the values that are valid alone but not in range together.
+    /// Checks the values that are valid alone but not in range, or not
+    /// together: each option's own check (from the option table), the log
+    /// formats, and the options that go together. Reads no file: the TLS
+    /// files are read when the server is built.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(1..=8).contains(&self.header_size) {
-            return Err(invalid(
-                "header_size",
-                &self.header_size.to_string(),
-                "must be between 1 and 8",
-            ));
-        }
-        if self.buf == 0 || self.buf > 64 * 1024 * 1024 {
-            return Err(invalid(
-                "buf",
-                &self.buf.to_string(),
-                "must be between 1 and 67108864 bytes",
-            ));
-        }
-        if self.max_packet_size < 2 {
-            return Err(invalid(
-                "max_packet_size",
-                &self.max_packet_size.to_string(),
-                "must be a number of bytes, at least 2",
-            ));
-        }
-        if self.max_connections == 0 {
-            return Err(invalid("max_connections", "0", "must be a positive number"));
-        }
-        if self.max_outbox == 0 {
-            return Err(invalid(
-                "max_outbox",
-                "0",
-                "must be a positive number of bytes",
-            ));
-        }
-        if let Err(e) = crate::logging::PythonFormat::new(&self.console_format, &self.datefmt) {
-            return Err(self.format_error(&e));
-        }
-        if self.timeout.is_zero() {
-            return Err(invalid(
-                "timeout",
-                "0",
-                "must be a positive number of seconds",
-            ));
-        }
+        self.check_each()?;
+        self.log_format()?;
         if !self.proxy_trusted.is_empty() && !self.proxy_protocol {
             return Err(invalid(
                 "proxy_trusted",
@@ -589,7 +576,7 @@ impl Config {
                 "is only used with proxy_protocol = true",
             ));
         }
-        self.validate_tls()
+        self.check_tls()
     }
 
     /// Whether the configuration asks for TLS (`tls_cert` and `tls_key` set).
@@ -597,44 +584,32 @@ impl Config {
         self.tls_cert.is_some() || self.tls_key.is_some()
     }
 
-    /// Checks that the TLS options go together and that their files load.
-    fn validate_tls(&self) -> Result<(), ConfigError> {
+    /// Checks that the TLS options go together (their files are read when
+    /// the server is built), and that this build has TLS.
+    fn check_tls(&self) -> Result<(), ConfigError> {
         let tls_error = |key: &'static str, reason: &str| ConfigError::Tls {
             key,
             reason: reason.to_owned(),
         };
         match (&self.tls_cert, &self.tls_key) {
-            (None, None) if self.tls_client_ca.is_some() => {
-                return Err(tls_error(
-                    "tls_client_ca",
-                    "client certificates need TLS: set tls_cert and tls_key too",
-                ))
-            }
-            (None, None) => return Ok(()),
-            (Some(_), None) => {
-                return Err(tls_error(
-                    "tls_key",
-                    "missing: tls_cert and tls_key go together",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(tls_error(
-                    "tls_cert",
-                    "missing: tls_cert and tls_key go together",
-                ))
-            }
-            (Some(_), Some(_)) => {}
-        }
-        #[cfg(feature = "tls")]
-        {
-            crate::tls::ServerTls::from_config(self).map(drop)
-        }
-        #[cfg(not(feature = "tls"))]
-        {
-            Err(tls_error(
+            (None, None) if self.tls_client_ca.is_some() => Err(tls_error(
+                "tls_client_ca",
+                "client certificates need TLS: set tls_cert and tls_key too",
+            )),
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(tls_error(
+                "tls_key",
+                "missing: tls_cert and tls_key go together",
+            )),
+            (None, Some(_)) => Err(tls_error(
+                "tls_cert",
+                "missing: tls_cert and tls_key go together",
+            )),
+            (Some(_), Some(_)) if cfg!(feature = "tls") => Ok(()),
+            (Some(_), Some(_)) => Err(tls_error(
                 "tls_cert",
                 "this build has no TLS support (enable the `tls` feature of asyncapy)",
-            ))
+            )),
         }
     }
 
@@ -653,6 +628,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use asyncaproto::Encoding;
 
     #[test]
     fn the_original_sample_config_loads_unchanged() {
@@ -749,9 +725,32 @@ mod tests {
     }
 
     #[test]
-    fn level_names_and_numbers() {
-        assert_eq!(LogLevel::parse("warning"), Some(LogLevel::WARNING));
-        assert_eq!(LogLevel::parse("35").map(LogLevel::name), Some("ERROR"));
-        assert_eq!(LogLevel::parse("loud"), None);
+    fn every_shown_default_is_the_default() {
+        for option in OPTIONS {
+            let Some(shown) = option
+                .default
+                .strip_prefix('`')
+                .and_then(|d| d.strip_suffix('`'))
+            else {
+                // "none", "any": the empty value, which keeps the default.
+                assert!(["none", "any"].contains(&option.default), "{option:?}");
+                continue;
+            };
+            let mut config = Config::default();
+            config.set(option.key, shown).expect(option.key);
+            assert_eq!(config, Config::default(), "{option:?}");
+        }
+    }
+
+    #[test]
+    fn the_keys_are_the_options_in_order() {
+        assert_eq!(KEYS, OPTIONS.map(|option| option.key));
+        assert_eq!(KEYS[0], "addr");
+        assert_eq!(KEYS[KEYS.len() - 1], "config");
+        assert!(OPTIONS
+            .iter()
+            .filter(|option| option.switch)
+            .map(|o| o.key)
+            .eq(["proxy_protocol"]));
     }
 }

@@ -78,6 +78,8 @@ pub mod sync_task;
 pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tls")]
+mod tls_common;
 
 pub use asyncaproto;
 pub use config::{Config, ConfigError, LogLevel};

@@ -37,7 +37,50 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::{Config, LogLevel};
+/// A Python `logging` level, kept as its number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogLevel(pub u8);
+
+impl LogLevel {
+    /// `DEBUG` (10).
+    pub const DEBUG: LogLevel = LogLevel(10);
+    /// `INFO` (20).
+    pub const INFO: LogLevel = LogLevel(20);
+    /// `WARNING` (30).
+    pub const WARNING: LogLevel = LogLevel(30);
+    /// `ERROR` (40).
+    pub const ERROR: LogLevel = LogLevel(40);
+    /// `CRITICAL` (50).
+    pub const CRITICAL: LogLevel = LogLevel(50);
+
+    /// Parses a number (`10`) or a name (`DEBUG`, `info`, `WARN`...).
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        let text = text.trim();
+        if let Ok(n) = text.parse::<u8>() {
+            return Some(LogLevel(n));
+        }
+        match text.to_ascii_uppercase().as_str() {
+            "NOTSET" => Some(LogLevel(0)),
+            "DEBUG" => Some(LogLevel::DEBUG),
+            "INFO" => Some(LogLevel::INFO),
+            "WARN" | "WARNING" => Some(LogLevel::WARNING),
+            "ERROR" => Some(LogLevel::ERROR),
+            "FATAL" | "CRITICAL" => Some(LogLevel::CRITICAL),
+            _ => None,
+        }
+    }
+
+    /// The Python name of the level a record of this number is shown as.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0..=10 => "DEBUG",
+            11..=20 => "INFO",
+            21..=30 => "WARNING",
+            31..=40 => "ERROR",
+            _ => "CRITICAL",
+        }
+    }
+}
 
 /// A format string or date format that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,11 +196,6 @@ impl PythonFormat {
             uses_asctime,
             started: Instant::now(),
         })
-    }
-
-    /// The format of a server configuration's `console_format` and `datefmt`.
-    pub fn from_config(config: &Config) -> Result<PythonFormat, FormatError> {
-        PythonFormat::new(&config.console_format, &config.datefmt)
     }
 }
 
@@ -433,23 +471,29 @@ pub fn level_filter(level: LogLevel) -> tracing_subscriber::filter::LevelFilter 
     }
 }
 
-/// Installs a global subscriber that writes the server's log to stderr in the
-/// configuration's format and level. Fails if the formats are invalid; does
-/// nothing if a global subscriber is already installed.
-pub fn init(config: &Config) -> Result<(), FormatError> {
-    let format = PythonFormat::from_config(config)?;
+/// Installs a global subscriber that writes the log to stderr in `format`,
+/// at `level` and above; does nothing if a global subscriber is already
+/// installed. A server's configuration does this with
+/// [`Config::init_logging`](crate::Config::init_logging).
+pub fn init(level: LogLevel, format: PythonFormat) {
     let _ = tracing_subscriber::fmt()
-        .with_max_level(level_filter(config.logging_level))
+        .with_max_level(level_filter(level))
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .event_format(format)
         .try_init();
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn level_names_and_numbers() {
+        assert_eq!(LogLevel::parse("warning"), Some(LogLevel::WARNING));
+        assert_eq!(LogLevel::parse("35").map(LogLevel::name), Some("ERROR"));
+        assert_eq!(LogLevel::parse("loud"), None);
+    }
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]

@@ -19,7 +19,7 @@ use asyncapy::client::{
     AsyncClient, BlockingClient, ClientConfig, ClientError, TlsError, TlsOptions,
 };
 use asyncapy::tls::ServerTls;
-use asyncapy::{Config, RunningServer, Server, ServerHandle};
+use asyncapy::{Config, RunningServer, Server, ServerBuilder, ServerHandle};
 use common::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -412,19 +412,40 @@ fn unusable_tls_options_fail_at_start_naming_the_key() {
         ),
     ];
     for (config, prefix, reason) in cases {
-        let err = config.validate().unwrap_err().to_string();
+        // The files are read when the server is built (validate reads none).
+        let Err(err) = ServerBuilder::from_config(config).build() else {
+            panic!("{prefix}...{reason}: the server was built");
+        };
+        let err = err.to_string();
         assert!(
             err.starts_with(prefix) && err.contains(reason),
             "{prefix}...{reason}: {err}"
         );
     }
-    // The INI file is checked when it loads.
-    let err = Config::from_ini_str(&format!(
+    // The INI file's values are checked when it loads; its TLS files are
+    // read when the server is built: from the builder, or at bind.
+    let ini = format!(
         "[AsyncAPY]\ntls_cert = {}\ntls_key = {}\n",
         missing.display(),
         key.display()
-    ))
-    .unwrap_err();
+    );
+    let config = Config::from_ini_str(&ini).expect("validate() reads no file");
+    let Err(err) = ServerBuilder::from_config(config.clone()).build() else {
+        panic!("built with a missing certificate");
+    };
+    assert!(
+        err.to_string().starts_with("tls_cert: cannot read"),
+        "{err}"
+    );
+    let mut server = Server::new(config);
+    server.register_handler(echo);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Err(err) = runtime.block_on(server.bind()) else {
+        panic!("bound with a missing certificate");
+    };
     assert!(
         err.to_string().starts_with("tls_cert: cannot read"),
         "{err}"

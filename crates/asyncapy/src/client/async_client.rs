@@ -40,14 +40,14 @@ pub struct AsyncClient {
     config: ClientConfig,
     connection: Option<Connection>,
     #[cfg(feature = "tls")]
-    tls: Option<std::sync::Arc<crate::tls::rustls::ClientConfig>>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// A connection's byte stream: plain TCP or TLS over TCP.
 enum Stream {
     Plain(TcpStream),
     #[cfg(feature = "tls")]
-    Tls(Box<crate::tls::tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl AsyncRead for Stream {
@@ -157,11 +157,11 @@ impl AsyncClient {
             }
             #[cfg(feature = "tls")]
             if let Some((config, name)) = tls {
-                let connector = crate::tls::tokio_rustls::TlsConnector::from(config);
+                let connector = tokio_rustls::TlsConnector::from(config);
                 let stream = connector
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| crate::tls::handshake_error(e, timeout))?;
+                    .map_err(|e| super::tls::handshake_error(e, timeout))?;
                 return Ok(Stream::Tls(Box::new(stream)));
             }
             let _ = timeout;

@@ -30,11 +30,11 @@ pub struct BlockingClient {
     config: ClientConfig,
     connection: Option<Connection>,
     #[cfg(feature = "tls")]
-    tls: Option<std::sync::Arc<crate::tls::rustls::ClientConfig>>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 #[cfg(feature = "tls")]
-type TlsStream = crate::tls::rustls::StreamOwned<crate::tls::rustls::ClientConnection, TcpStream>;
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// A connection's byte stream: plain TCP or TLS over TCP.
 enum Stream {
@@ -199,19 +199,19 @@ impl BlockingClient {
     #[cfg(feature = "tls")]
     fn handshake(
         &self,
-        config: std::sync::Arc<crate::tls::rustls::ClientConfig>,
-        name: crate::tls::rustls::pki_types::ServerName<'static>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
         mut tcp: TcpStream,
     ) -> Result<TlsStream, ClientError> {
         let timeout = self.config.timeout;
-        let mut conn = crate::tls::rustls::ClientConnection::new(config, name).map_err(|e| {
+        let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| {
             ClientError::Tls(super::TlsError::Setup(format!("cannot start TLS: {e}")))
         })?;
         while conn.is_handshaking() {
             conn.complete_io(&mut tcp)
-                .map_err(|e| crate::tls::handshake_error(e, timeout))?;
+                .map_err(|e| super::tls::handshake_error(e, timeout))?;
         }
-        Ok(crate::tls::rustls::StreamOwned::new(conn, tcp))
+        Ok(rustls::StreamOwned::new(conn, tcp))
     }
 
     /// Sends a packet (a [`Map`], a [`Packet`], or a JSON object as text) in the

@@ -173,7 +173,7 @@ impl ClientError {
     /// Maps an I/O error of an established connection.
     pub(crate) fn io(error: io::Error, timeout: Option<Duration>) -> ClientError {
         #[cfg(feature = "tls")]
-        if let Some(tls) = crate::tls::from_io(&error) {
+        if let Some(tls) = super::tls::from_io(&error) {
             return ClientError::Tls(tls);
         }
         match error.kind() {

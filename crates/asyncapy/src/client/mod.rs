@@ -41,6 +41,8 @@ mod async_client;
 mod blocking;
 mod config;
 mod error;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 use asyncaproto::{Encoding, ErrorCode, FrameCodec, FrameError, Map};
 use bytes::{Bytes, BytesMut};
@@ -170,12 +172,12 @@ fn refuse_tls(config: &ClientConfig) -> Result<(), ClientError> {
 #[cfg(feature = "tls")]
 fn tls_target(
     config: &ClientConfig,
-    cache: &mut Option<std::sync::Arc<crate::tls::rustls::ClientConfig>>,
+    cache: &mut Option<std::sync::Arc<rustls::ClientConfig>>,
     host: &str,
 ) -> Result<
     Option<(
-        std::sync::Arc<crate::tls::rustls::ClientConfig>,
-        crate::tls::rustls::pki_types::ServerName<'static>,
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
     )>,
     ClientError,
 > {
@@ -184,12 +186,9 @@ fn tls_target(
     };
     let rustls_config = match cache {
         Some(cached) => cached.clone(),
-        None => cache.insert(crate::tls::client_config(options)?).clone(),
+        None => cache.insert(tls::client_config(options)?).clone(),
     };
-    Ok(Some((
-        rustls_config,
-        crate::tls::server_name(options, host)?,
-    )))
+    Ok(Some((rustls_config, tls::server_name(options, host)?)))
 }
 
 /// The error for a stream that ended with `buffered` bytes of an unfinished frame.

@@ -1,12 +1,8 @@
 //! [`ServerBuilder`]: the original's `Server(...)` keyword arguments as methods.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use asyncaproto::ByteOrder;
-
-use crate::config::{Config, ConfigError, LogLevel};
-use crate::filters::IpNet;
+use crate::config::{Config, ConfigError};
 use crate::server::Server;
 
 /// Builds a [`Server`] option by option; [`ServerBuilder::build`] validates.
@@ -31,23 +27,70 @@ use crate::server::Server;
 /// assert!(err.to_string().starts_with("header_size:"));
 /// # Ok::<(), asyncapy::ConfigError>(())
 /// ```
+///
+/// There is one setter per option of [`Config`] (its table lists them),
+/// made from the option table. Behind a proxy, with the ranges it connects
+/// from:
+///
+/// ```
+/// use asyncapy::filters::IpNet;
+///
+/// let server = asyncapy::Server::builder()
+///     .proxy_protocol(true)
+///     .proxy_trusted(["10.0.0.0/8".parse::<IpNet>()?, "::1".parse()?])
+///     .build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Serving TLS with the certificate chain (leaf first) and the private key of
+/// PEM files (feature `tls`): [`ServerBuilder::build`] reads and checks them,
+/// once, and an error names the option.
+///
+/// ```no_run
+/// let server = asyncapy::Server::builder()
+///     .tls_cert("cert.pem")
+///     .tls_key("key.pem")
+///     .tls_client_ca("clients-ca.pem") // optional: mutual TLS
+///     .build()?;
+/// # Ok::<(), asyncapy::ConfigError>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct ServerBuilder {
     config: Config,
     error: Option<ConfigError>,
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ServerTls>,
+    tls: Option<crate::server::tls::ServerTls>,
 }
 
-macro_rules! setter {
-    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
-        $(#[$doc])*
-        pub fn $name(mut self, value: $ty) -> ServerBuilder {
-            self.config.$name = value.into();
+/// The setters of the option table (`crate::config::options!`): one per
+/// option with a `setter { argument: Type => value }`, documented with the
+/// option's docs and default.
+macro_rules! builder_setters {
+    ($(
+        #[doc = $summary:literal]
+        $(#[doc = $more:literal])*
+        $name:ident : $ty:ty = $default:expr, shown $shown:literal,
+            parse $parse:expr,
+            $(check $check:expr,)?
+            setter $setter:tt;
+    )*) => {
+        impl ServerBuilder {
+            $(builder_setters!(@setter $name $setter [$summary $($more)*] $shown);)*
+        }
+    };
+    (@setter $name:ident {} [$($doc:literal)*] $shown:literal) => {};
+    (@setter $name:ident { $arg:ident : $argty:ty => $value:expr } [$($doc:literal)*] $shown:literal) => {
+        $(#[doc = $doc])*
+        #[doc = ""]
+        #[doc = concat!("Default: ", $shown, ".")]
+        pub fn $name(mut self, $arg: $argty) -> ServerBuilder {
+            self.config.$name = $value;
             self
         }
     };
 }
+
+crate::config::options!(builder_setters);
 
 impl ServerBuilder {
     /// A builder over the default configuration.
@@ -65,123 +108,9 @@ impl ServerBuilder {
         }
     }
 
-    setter!(
-        /// Address to bind (default `127.0.0.1`).
-        addr: &str
-    );
-    setter!(
-        /// Port to bind (default 8081; 0 picks a free one).
-        port: u16
-    );
-    setter!(
-        /// Bytes reserved for a session's first read (default 1024).
-        buf: usize
-    );
-    setter!(
-        /// Python logging level (default INFO).
-        logging_level: LogLevel
-    );
-    setter!(
-        /// Python `logging` format of a log line.
-        console_format: &str
-    );
-    setter!(
-        /// strftime format of `%(asctime)s`.
-        datefmt: &str
-    );
-    setter!(
-        /// Idle and handler timeout (default 60 s).
-        timeout: Duration
-    );
-    setter!(
-        /// Size of the Content-Length field, 1 to 8 (default 4).
-        header_size: u8
-    );
-    setter!(
-        /// Byte order of the Content-Length field (default big).
-        byteorder: ByteOrder
-    );
-    setter!(
-        /// Concurrent sessions per client IP; 0 for no limit (default 0).
-        session_limit: usize
-    );
-    setter!(
-        /// Largest Content-Length accepted (default 8 MiB).
-        max_packet_size: u64
-    );
-    setter!(
-        /// Most concurrent connections (default 10,000).
-        max_connections: usize
-    );
-    setter!(
-        /// Most bytes of unsent replies a session may hold (default 1 MiB); a
-        /// send to a full outbox waits for room.
-        max_outbox: usize
-    );
-    setter!(
-        /// Runtime worker threads for [`Server::start`]; 0 for one per core.
-        workers: usize
-    );
-    setter!(
-        /// How long in-flight packets may run on at shutdown (default 10 s).
-        grace_period: Duration
-    );
-
-    setter!(
-        /// Whether every connection starts with a PROXY protocol header
-        /// naming the real client (default off); see [`crate::proxy`].
-        proxy_protocol: bool
-    );
-
-    /// With [`ServerBuilder::proxy_protocol`]: the addresses or ranges the
-    /// proxies connect from; connections from elsewhere are closed unread.
-    ///
-    /// ```
-    /// use asyncapy::filters::IpNet;
-    ///
-    /// let server = asyncapy::Server::builder()
-    ///     .proxy_protocol(true)
-    ///     .proxy_trusted(["10.0.0.0/8".parse::<IpNet>()?, "::1".parse()?])
-    ///     .build()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn proxy_trusted(mut self, ranges: impl IntoIterator<Item = IpNet>) -> ServerBuilder {
-        self.config.proxy_trusted = ranges.into_iter().collect();
-        self
-    }
-
-    /// Serves TLS with the certificate chain (leaf first) and the private key
-    /// of these PEM files (feature `tls`). [`ServerBuilder::build`] reads and
-    /// checks them.
-    ///
-    /// ```no_run
-    /// let server = asyncapy::Server::builder()
-    ///     .tls_cert("cert.pem")
-    ///     .tls_key("key.pem")
-    ///     .tls_client_ca("clients-ca.pem") // optional: mutual TLS
-    ///     .build()?;
-    /// # Ok::<(), asyncapy::ConfigError>(())
-    /// ```
-    pub fn tls_cert(mut self, path: impl Into<PathBuf>) -> ServerBuilder {
-        self.config.tls_cert = Some(path.into());
-        self
-    }
-
-    /// The private key of [`ServerBuilder::tls_cert`] (a PEM file).
-    pub fn tls_key(mut self, path: impl Into<PathBuf>) -> ServerBuilder {
-        self.config.tls_key = Some(path.into());
-        self
-    }
-
-    /// Requires client certificates signed by a CA of this PEM file.
-    pub fn tls_client_ca(mut self, path: impl Into<PathBuf>) -> ServerBuilder {
-        self.config.tls_client_ca = Some(path.into());
-        self
-    }
-
     /// Serves TLS with a ready configuration (see [`Server::tls`]).
     #[cfg(feature = "tls")]
-    pub fn tls(mut self, tls: crate::tls::ServerTls) -> ServerBuilder {
+    pub fn tls(mut self, tls: crate::server::tls::ServerTls) -> ServerBuilder {
         self.tls = Some(tls);
         self
     }
@@ -197,7 +126,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Validates the options and makes the server.
+    /// Validates the options and makes the server. The TLS files of the
+    /// `tls_*` options are read here (unless [`ServerBuilder::tls`] gave a
+    /// ready configuration), once: an error names the option.
     pub fn build(self) -> Result<Server, ConfigError> {
         if let Some(e) = self.error {
             return Err(e);
@@ -209,6 +140,7 @@ impl ServerBuilder {
         if let Some(tls) = self.tls {
             server.tls(tls);
         }
+        server.load_tls()?;
         Ok(server)
     }
 }

@@ -25,6 +25,8 @@ mod builder;
 mod listener;
 pub(crate) mod session_loop;
 pub(crate) mod shutdown;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 mod transport;
 
 pub use builder::ServerBuilder;
@@ -215,9 +217,14 @@ pub struct Server {
     shutdown: Vec<BoxedHook>,
     /// The state types the hooks need.
     hook_states: Vec<(&'static str, TypeId, &'static str)>,
+    /// Told the address once the server listens ([`Server::on_ready`]).
+    ready: Vec<ReadyHook>,
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ServerTls>,
+    tls: Option<tls::ServerTls>,
 }
+
+/// A ready hook ([`Server::on_ready`]), boxed.
+type ReadyHook = Box<dyn FnOnce(SocketAddr) -> Result<(), HandlerError> + Send>;
 
 impl Server {
     /// A server with `config` and no handlers yet.
@@ -231,9 +238,22 @@ impl Server {
             setup: Vec::new(),
             shutdown: Vec::new(),
             hook_states: Vec::new(),
+            ready: Vec::new(),
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Reads the TLS files of the configuration's `tls_*` options, unless the
+    /// server has its TLS already ([`Server::tls`], or an earlier call): the
+    /// files are read once, by [`ServerBuilder::build`] or else by
+    /// [`Server::bind`]. An error names the option.
+    pub(crate) fn load_tls(&mut self) -> Result<(), ConfigError> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_none() {
+            self.tls = tls::ServerTls::from_config(&self.config)?;
+        }
+        Ok(())
     }
 
     /// Serves TLS with `tls` (feature `tls`), whatever the configuration's
@@ -255,7 +275,7 @@ impl Server {
     /// # }
     /// ```
     #[cfg(feature = "tls")]
-    pub fn tls(&mut self, tls: crate::tls::ServerTls) -> &mut Server {
+    pub fn tls(&mut self, tls: tls::ServerTls) -> &mut Server {
         self.tls = Some(tls);
         self
     }
@@ -374,6 +394,40 @@ impl Server {
         self
     }
 
+    /// Runs `hook` with the address the server listens on, once it is bound
+    /// and before it accepts its first connection: the "ready" notification
+    /// (with port 0, the only way to learn the port). Under
+    /// [`Server::start`] and [`Server::run_until_signal`], the SIGINT and
+    /// SIGTERM handlers are in place by then, so a supervisor told "ready"
+    /// may signal at once. The hook returns `()` or a `Result<(), E>`; an
+    /// error stops the start ([`ServerError::Setup`]). Hooks run in the
+    /// order they were added.
+    ///
+    /// ```
+    /// # use asyncapy::{Client, Config, Packet, Server};
+    /// # async fn echo(c: Client, p: Packet) { let _ = c.send(&p).await; }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), asyncapy::ServerError> {
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let mut server = Server::new(Config { port: 0, ..Config::default() });
+    /// server.register_handler(echo);
+    /// server.on_ready(move |addr| tx.send(addr));
+    /// let running = server.bind().await?;
+    /// assert_eq!(rx.try_recv().ok(), Some(running.local_addr()));
+    /// # running.handle().shutdown();
+    /// # running.wait().await
+    /// # }
+    /// ```
+    pub fn on_ready<F, R>(&mut self, hook: F) -> &mut Server
+    where
+        F: FnOnce(SocketAddr) -> R + Send + 'static,
+        R: IntoHookResult,
+    {
+        self.ready
+            .push(Box::new(move |addr| hook(addr).into_hook_result()));
+        self
+    }
+
     /// Fails unless every handler and hook that takes a state takes the
     /// server's.
     fn check_states(&self) -> Result<(), ServerError> {
@@ -451,9 +505,10 @@ impl Server {
     /// a `tracing` subscriber of its own first: then every line goes to
     /// that one, and the server's log options do not apply. The first server
     /// of a process sets the log up; later ones use it as it is.
-    pub async fn bind(self) -> Result<RunningServer, ServerError> {
+    pub async fn bind(mut self) -> Result<RunningServer, ServerError> {
         self.config.validate()?;
-        crate::logging::init(&self.config).map_err(|e| self.config.format_error(&e))?;
+        self.config.init_logging()?;
+        self.load_tls()?;
         crate::panic_report::install_hook();
         if self.dispatcher.is_empty() {
             return Err(ServerError::NoHandlers);
@@ -471,10 +526,7 @@ impl Server {
         dispatcher.freeze();
         let codec = FrameCodec::new(self.config.frame_config()?);
         #[cfg(feature = "tls")]
-        let tls = match self.tls {
-            Some(tls) => Some(tls),
-            None => crate::tls::ServerTls::from_config(&self.config)?,
-        };
+        let tls = self.tls;
         let target = format!("{}:{}", self.config.addr, self.config.port);
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target.as_str())
             .await
@@ -535,6 +587,9 @@ impl Server {
         };
         let tracker = TaskTracker::new();
         tracing::info!("Serving on {local_addr}{security}");
+        for ready in self.ready {
+            ready(local_addr).map_err(ServerError::Setup)?;
+        }
         let task = tokio::spawn(listener::run(listener, ctx, tracker, self.shutdown));
         Ok(RunningServer {
             local_addr,
@@ -547,20 +602,27 @@ impl Server {
     /// a runtime with `workers` threads, binds, serves, and shuts down gracefully.
     /// The signal handlers are in place before the `Serving on ADDR` line is
     /// logged (at INFO), so a supervisor may signal from that line on.
+    ///
+    /// [`Server::on_ready`] tells the address the server listens on.
     pub fn start(self) -> Result<(), ServerError> {
-        // The log is set up by bind() (below); a bad format is refused before
-        // a runtime is built.
-        crate::logging::init(&self.config).map_err(|e| self.config.format_error(&e))?;
+        // The log is set up by bind(); a bad format is refused before a
+        // runtime is built.
+        self.config.init_logging()?;
         let runtime = runtime(self.config.workers).map_err(ServerError::Runtime)?;
-        runtime.block_on(async move {
-            // The signal handlers before the bind: once "Serving on" is
-            // logged, a SIGINT or SIGTERM gets a graceful shutdown, not the
-            // default action (the log line is all a start() caller can wait on).
-            let signalled = shutdown_signal().map_err(ServerError::Signal)?;
-            let running = self.bind().await?;
-            running.shutdown_when(signalled);
-            running.wait().await
-        })
+        runtime.block_on(self.run_until_signal())
+    }
+
+    /// What [`Server::start`] runs, on the caller's runtime (one it needs
+    /// before the server starts: to open a database the handlers use, say):
+    /// binds, serves until SIGINT or SIGTERM, and shuts down gracefully. The
+    /// signal handlers are in place before the server binds, so from the
+    /// `Serving on ADDR` line and the [`Server::on_ready`] hooks on, a signal
+    /// is a graceful shutdown, not the default action.
+    pub async fn run_until_signal(self) -> Result<(), ServerError> {
+        let signalled = shutdown_signal().map_err(ServerError::Signal)?;
+        let running = self.bind().await?;
+        running.shutdown_when(signalled);
+        running.wait().await
     }
 }
 
