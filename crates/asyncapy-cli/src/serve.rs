@@ -108,7 +108,9 @@ impl ServeArgs {
         ];
         for (key, value) in flags {
             if let Some(value) = value {
-                config.set(key, value).map_err(|e| flag_error(key, &e))?;
+                config
+                    .set(key, value)
+                    .map_err(|e| crate::flags::flag_error(key, &e))?;
             }
         }
         if self.proxy_protocol {
@@ -118,19 +120,6 @@ impl ServeArgs {
         config.validate()?;
         Ok((config, self_signed))
     }
-}
-
-/// A flag's value the configuration refused, naming the flag once: the
-/// library's message names the key (`port: invalid value "abc": ...`), which
-/// becomes `--port: invalid value "abc": ...`.
-pub(crate) fn flag_error(key: &str, error: &asyncapy::ConfigError) -> anyhow::Error {
-    let flag = format!("--{}", key.replace('_', "-"));
-    let text = error.to_string();
-    let text = text
-        .strip_prefix(key)
-        .and_then(|rest| rest.strip_prefix(": "))
-        .unwrap_or(&text);
-    anyhow::anyhow!("{flag}: {text}")
 }
 
 /// The echo handler: every packet goes back to its sender, in the session's encoding.

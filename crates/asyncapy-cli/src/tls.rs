@@ -62,7 +62,7 @@ impl ServeTlsArgs {
             if let Some(value) = value {
                 config
                     .set(key, value)
-                    .map_err(|e| crate::serve::flag_error(key, &e))?;
+                    .map_err(|e| crate::flags::flag_error(key, &e))?;
             }
         }
         if !self.tls_self_signed {
