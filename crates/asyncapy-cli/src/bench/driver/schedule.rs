@@ -34,6 +34,7 @@ impl Pacer {
     }
 
     /// When the request due at `due` counts from, sent at `now`.
+    #[inline]
     pub(super) fn start_of(&self, due: Instant, now: Instant) -> Instant {
         match self.full_since {
             Some(since) if due >= since => due,
@@ -69,6 +70,7 @@ pub(super) struct Claim {
 
 impl Schedule {
     /// Asks to send `want` more requests at `now`.
+    #[inline]
     pub(super) fn claim(&self, now: Instant, want: usize) -> Claim {
         let measured = now >= self.warmup_end;
         let granted = match &self.stop {
@@ -94,6 +96,7 @@ impl Schedule {
     }
 
     /// The end of a timed run.
+    #[inline]
     pub(super) fn stop_at(&self) -> Option<Instant> {
         match self.stop {
             Stop::At(end) => Some(end),
@@ -102,6 +105,7 @@ impl Schedule {
     }
 
     /// Whether a timed run is over at `now`.
+    #[inline]
     pub(super) fn time_is_up(&self, now: Instant) -> bool {
         self.stop_at().is_some_and(|end| now >= end)
     }

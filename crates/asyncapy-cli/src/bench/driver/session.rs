@@ -61,6 +61,7 @@ impl InFlight {
         }
     }
 
+    #[inline]
     fn push(&mut self, sent: Instant, claim: Claim) {
         if claim.granted > 0 {
             self.batches.push_back(Batch {
@@ -73,6 +74,7 @@ impl InFlight {
     }
 
     /// Retires the oldest request: its send time and whether it is measured.
+    #[inline]
     fn pop(&mut self) -> Option<(Instant, bool)> {
         let front = self.batches.front_mut()?;
         let answer = (front.sent, front.measured);
