@@ -8,7 +8,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,20 +33,14 @@ fn exit_and_log(mut child: Child) -> (ExitStatus, String) {
         let _ = tx.send((child.wait(), log));
     });
     let Ok((status, log)) = rx.recv_timeout(PATIENCE) else {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
+        support::kill(pid);
         panic!("the server did not exit in time");
     };
     (status.unwrap(), log)
 }
 
 fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(support::signal(child.id(), "TERM"));
 }
 
 /// `{"foo": "bar"}` in JSON, framed with the default 4-byte header.
@@ -202,11 +196,7 @@ fn sigterm_under_load_answers_every_request_in_flight_then_exits_zero() {
         std::thread::yield_now();
     }
     let started = std::time::Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(support::signal(pid, "TERM"));
     // New connections are refused once the listener is closed.
     let refused_deadline = std::time::Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(&addr).is_ok() {

@@ -43,9 +43,7 @@ impl Serve {
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        support::signal(self.child.id(), "TERM");
         let _ = self.child.wait();
     }
 }

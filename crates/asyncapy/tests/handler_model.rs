@@ -196,11 +196,10 @@ async fn a_refused_payload_goes_on_to_the_next_handler_and_later_groups() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_refused_payload_is_logged_as_a_client_error_naming_the_field() {
-    let captured = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = captured.clone();
+    let captured = CapturedLog::default();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
-        .with_writer(move || Captured(writer.clone()))
+        .with_writer(captured.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let mut server = Server::new(test_config());
@@ -215,7 +214,7 @@ async fn a_refused_payload_is_logged_as_a_client_error_naming_the_field() {
     client
         .expect_failure_then_close(ErrorCode::RequestMalformed, Encoding::Json)
         .await;
-    let log = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let line = log
         .lines()
         .find(|l| l.contains("Refusing packet"))
@@ -226,18 +225,6 @@ async fn a_refused_payload_is_logged_as_a_client_error_naming_the_field() {
         !log.contains("ERROR"),
         "no server error for a client's mistake:\n{log}"
     );
-}
-
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -497,18 +497,6 @@ async fn the_connection_cap_refuses_the_one_over_it() {
     }
 }
 
-/// The resident set of this process.
-fn rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<usize>()
-        .unwrap()
-        * 1024
-}
-
 async fn median_latency(addr: std::net::SocketAddr) -> Duration {
     let mut client = RawClient::connect(addr).await;
     let m = map(&[("ok", Value::from(1))]);
@@ -583,14 +571,14 @@ async fn panicking_and_timed_out_handlers_leave_nothing_behind() {
     // Warm up the allocator with the same load, so that the baseline already
     // holds what a peak of 100 concurrent sessions needs; then measure.
     round(addr, 2_000, 200).await;
-    let rss_before = rss();
+    let rss_before = resident_set_bytes();
     round(addr, 10_000, 1_000).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while handle.session_count() > 0 && Instant::now() < deadline {
         tokio::task::yield_now().await;
     }
     assert_eq!(handle.session_count(), 0, "the session registry is empty");
-    let grown = rss().saturating_sub(rss_before);
+    let grown = resident_set_bytes().saturating_sub(rss_before);
     println!("RSS growth over 10,000 panics and 1,000 timeouts: {grown} bytes");
     assert!(grown < 5 << 20, "memory grew by {grown} bytes");
     // At most twice the median before, plus 0.2 ms: the medians are about

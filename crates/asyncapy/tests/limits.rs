@@ -39,12 +39,7 @@ async fn a_peer_that_never_reads_is_cut_at_the_write_timeout() {
     });
     let running = server.bind().await.unwrap();
     let handle = running.handle();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(64 << 10).unwrap();
-    let stream = within_patience("connect", socket.connect(running.local_addr()))
-        .await
-        .unwrap();
-    let mut reader = RawClient::from_stream(stream);
+    let mut reader = RawClient::connect_small_window(running.local_addr()).await;
     reader
         .send(Encoding::ZiProto, &map(&[("flood", Value::Null)]))
         .await;
@@ -191,12 +186,7 @@ async fn the_write_timeout_counts_from_when_the_peer_stopped_reading() {
     });
     let running = server.bind().await.unwrap();
     let handle = running.handle();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(64 << 10).unwrap();
-    let stream = within_patience("connect", socket.connect(running.local_addr()))
-        .await
-        .unwrap();
-    let mut client = RawClient::from_stream(stream);
+    let mut client = RawClient::connect_small_window(running.local_addr()).await;
     let sent = Instant::now();
     client.send(Encoding::ZiProto, &map(&[])).await;
     let (_, first) = client.read().await;

@@ -4,35 +4,19 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use asyncapy::asyncaproto::{Encoding, Value};
 use asyncapy::logging::PythonFormat;
 use common::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 // A current-thread runtime: the server's tasks run on this thread, where the
 // capturing subscriber is the default.
 #[tokio::test(flavor = "current_thread")]
 async fn session_lines_carry_the_session_id() {
-    let captured = Captured::default();
-    let writer = captured.clone();
+    let captured = CapturedLog::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_ansi(false)
-        .with_writer(move || writer.clone())
+        .with_writer(captured.clone())
         .event_format(PythonFormat::new("[%(levelname)s] %(message)s", "%H").unwrap())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -46,7 +30,7 @@ async fn session_lines_carry_the_session_id() {
     handle.shutdown();
     running.wait().await.unwrap();
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let started = text
         .lines()
         .find(|l| l.contains("New session started"))

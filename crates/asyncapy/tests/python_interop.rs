@@ -6,13 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
 use asyncapy::asyncaproto::{ByteOrder, Encoding, Value};
 use asyncapy::client::{AsyncClient, BlockingClient, ClientConfig};
 use asyncapy::Config;
+use common::process::{self, Lines};
 use common::*;
 
 fn script(name: &str) -> PathBuf {
@@ -97,11 +98,12 @@ impl PythonServer {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        // The first line, within PATIENCE (the pipe is drained after it).
+        let line = Lines::read(child.stdout.take().unwrap())
+            .next_before(Instant::now() + PATIENCE)
+            .unwrap_or_default();
         let Some(port) = line.trim().strip_prefix("listening on 127.0.0.1:") else {
+            process::kill(child.id());
             let output = child.wait_with_output().unwrap();
             fail_without_python(&output);
             panic!(

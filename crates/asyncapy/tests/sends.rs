@@ -132,17 +132,6 @@ async fn flooding_server(config: Config) -> asyncapy::RunningServer {
     server.bind().await.unwrap()
 }
 
-/// Connects with a small receive buffer, so that a peer that does not read
-/// soon has the server's writes wait.
-async fn small_window_client(addr: std::net::SocketAddr) -> RawClient {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(64 << 10).unwrap();
-    let stream = within_patience("connect", socket.connect(addr))
-        .await
-        .unwrap();
-    RawClient::from_stream(stream)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_outbox_makes_send_wait_and_a_reader_gets_everything() {
     let running = flooding_server(Config {
@@ -150,7 +139,7 @@ async fn a_full_outbox_makes_send_wait_and_a_reader_gets_everything() {
         ..test_config()
     })
     .await;
-    let mut client = small_window_client(running.local_addr()).await;
+    let mut client = RawClient::connect_small_window(running.local_addr()).await;
     // 32 MiB through a 256 KiB outbox: every packet arrives, in order, to a
     // client that reads.
     client
@@ -178,7 +167,7 @@ async fn a_peer_that_never_reads_is_cut_and_memory_stays_bounded() {
     })
     .await;
     let handle = running.handle();
-    let mut stuck = small_window_client(running.local_addr()).await;
+    let mut stuck = RawClient::connect_small_window(running.local_addr()).await;
     // 1 GiB asked for: with a bounded outbox the handler waits for room, and
     // the session is cut once its peer has read nothing for the timeout.
     let sent = Instant::now();
@@ -194,22 +183,12 @@ async fn a_peer_that_never_reads_is_cut_and_memory_stays_bounded() {
         took < timeout + Duration::from_millis(500),
         "cut after {took:?}"
     );
-    let rss = rss_kib();
+    let rss = resident_set_bytes() / 1024;
     assert!(
         rss < 200 << 10,
         "resident set {rss} KiB after a 1 GiB flood"
     );
     assert_still_serving(running.local_addr()).await;
-}
-
-/// The resident set of this process, in KiB.
-fn rss_kib() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,9 +240,9 @@ async fn a_broadcast_is_not_held_up_past_the_timeout_by_one_slow_reader() {
     let addr = running.local_addr();
     // One session that drains everything (the oldest: served first), and
     // one that never reads.
-    let mut reader = small_window_client(addr).await;
+    let mut reader = RawClient::connect_small_window(addr).await;
     reader.request(Encoding::ZiProto, &map(&[])).await;
-    let mut slow = small_window_client(addr).await;
+    let mut slow = RawClient::connect_small_window(addr).await;
     slow.request(Encoding::ZiProto, &map(&[])).await;
     let draining = tokio::spawn(async move {
         for _ in 0..256 {

@@ -20,17 +20,6 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<usize>()
-        .unwrap()
-        * 1024
-}
-
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -53,7 +42,7 @@ async fn soak() {
     for _ in 0..200 {
         assert_still_serving(addr).await;
     }
-    let (rss0, fds0) = (rss(), open_fds());
+    let (rss0, fds0) = (resident_set_bytes(), open_fds());
     let until = Instant::now() + Duration::from_secs(seconds);
     let requests = Arc::new(AtomicU64::new(0));
     let bad = Arc::new(AtomicU64::new(0));
@@ -116,7 +105,7 @@ async fn soak() {
     while (handle.session_count() > 0 || open_fds() > fds0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (rss1, fds1) = (rss(), open_fds());
+    let (rss1, fds1) = (resident_set_bytes(), open_fds());
     println!(
         "soak: {seconds} s, {} requests, {} bad frames; RSS {} KiB -> {} KiB; fds {fds0} -> {fds1}; sessions {}",
         requests.load(Ordering::Relaxed),

@@ -6,18 +6,18 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use asyncapy::{Client, Config, LogLevel, Packet, SendError, Server};
-
-/// How long any single wait may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(10);
+use common::process::{self, Lines, PATIENCE};
 
 /// How long building the example may take (other builds may hold cargo's lock).
 const BUILD_PATIENCE: Duration = Duration::from_secs(900);
@@ -102,9 +102,8 @@ fn ini_file(name: &str, body: &str) -> PathBuf {
 /// stdout and exit status when it ends. Killed when dropped.
 struct Example {
     pid: u32,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stdout: Receiver<String>,
+    stderr: Lines,
+    stdout: Lines,
     exited: Receiver<ExitStatus>,
     status: Option<ExitStatus>,
 }
@@ -119,23 +118,8 @@ impl Example {
             .spawn()
             .unwrap();
         let pid = child.id();
-        let (line_tx, lines) = mpsc::channel();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { break };
-                if line_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (out_tx, stdout) = mpsc::channel();
-        let mut out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = out.read_to_string(&mut text);
-            let _ = out_tx.send(text);
-        });
+        let stderr = Lines::read(child.stderr.take().unwrap());
+        let stdout = Lines::read(child.stdout.take().unwrap());
         let (exit_tx, exited) = mpsc::channel();
         std::thread::spawn(move || {
             if let Ok(status) = child.wait() {
@@ -144,86 +128,45 @@ impl Example {
         });
         Example {
             pid,
-            lines,
-            seen: Vec::new(),
+            stderr,
             stdout,
             exited,
             status: None,
         }
     }
 
-    /// Waits for the first stderr line that `matches`, and returns it.
-    fn wait_for_line(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if matches(&line) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no {what} line in time; stderr so far:\n{}", self.log())
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the process ended without a {what} line:\n{}", self.log())
-                }
-            }
-        }
-    }
-
     /// The address of the `Serving on ADDR` line.
     fn serving_on(&mut self) -> String {
-        let line = self.wait_for_line("Serving on", |l| l.contains("Serving on "));
+        let line = self
+            .stderr
+            .wait_for("Serving on", |l| l.contains("Serving on "));
         line.rsplit("Serving on ").next().unwrap().trim().to_owned()
-    }
-
-    fn log(&self) -> String {
-        self.seen.join("\n")
     }
 
     /// Sends SIGINT, then waits for the exit: its status, every stderr line,
     /// and stdout.
     fn interrupt(mut self) -> (ExitStatus, Vec<String>, String) {
-        let sent = Command::new("kill")
-            .args(["-INT", &self.pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        assert!(process::signal(self.pid, "INT"));
         self.finish()
     }
 
     /// Waits for the process to end by itself.
     fn finish(&mut self) -> (ExitStatus, Vec<String>, String) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("stderr still open; so far:\n{}", self.log())
-                }
-            }
-        }
+        let log = self.stderr.until_end();
         let status = self
             .exited
             .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("the process did not exit:\n{}", self.log()));
+            .unwrap_or_else(|_| panic!("the process did not exit:\n{}", log.join("\n")));
         self.status = Some(status);
-        let stdout = self.stdout.recv_timeout(PATIENCE).unwrap();
-        (status, std::mem::take(&mut self.seen), stdout)
+        let stdout = self.stdout.until_end().join("\n");
+        (status, log, stdout)
     }
 }
 
 impl Drop for Example {
     fn drop(&mut self) {
         if self.status.is_none() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.pid.to_string()])
-                .status();
+            process::kill(self.pid);
         }
     }
 }

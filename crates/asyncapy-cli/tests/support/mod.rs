@@ -6,45 +6,19 @@
 #![allow(dead_code, unreachable_pub)] // each test crate uses a part
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
-/// How long any single wait may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+#[path = "../../../asyncapy/tests/common/process.rs"]
+mod process;
+
+#[allow(unused_imports)] // each test crate uses a part
+pub use process::{kill, run_bounded, signal, Lines, PATIENCE};
 
 /// The `asyncapy` binary under test.
 pub fn asyncapy() -> Command {
     Command::new(env!("CARGO_BIN_EXE_asyncapy"))
-}
-
-/// Runs `command` to its end (stdin empty), within [`PATIENCE`]: killed
-/// and the test failed past it.
-pub fn run_bounded(command: &mut Command) -> Output {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let Ok(output) = rx.recv_timeout(PATIENCE) else {
-        kill(pid);
-        panic!("{command:?} did not end within {PATIENCE:?}");
-    };
-    output.unwrap()
-}
-
-/// SIGKILLs the process `pid` (whose `Child` another thread holds).
-pub fn kill(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
 }
 
 /// A started `asyncapy serve`: nothing stops it here (each test file
@@ -81,21 +55,16 @@ pub fn serve(args: &[&str], extra: usize, keep_stderr: bool) -> Started {
         .unwrap();
     // Read on a thread, so the wait is bounded; the rest of stdout is
     // drained, so the server never blocks on a full pipe.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for _ in 0..=extra {
-            let mut line = String::new();
-            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            lines.push(line.trim_end().to_owned());
-        }
-        let _ = tx.send(lines);
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-    });
-    let lines = rx.recv_timeout(PATIENCE);
+    let mut stdout = Lines::read(child.stdout.take().unwrap());
+    let deadline = Instant::now() + PATIENCE;
+    let lines: Result<Vec<String>, Vec<String>> = (0..=extra)
+        .map(|_| {
+            stdout
+                .next_before(deadline)
+                .map(|line| line.trim_end().to_owned())
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|_| stdout.seen().to_vec());
     let first = lines.as_ref().ok().and_then(|lines| lines.first());
     let addr = first.and_then(|line| line.strip_prefix("listening on "));
     match (&lines, addr) {

@@ -2,7 +2,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use asyncapy::asyncaproto::{Encoding, ErrorCode, Frame, FrameCodec, FrameConfig, Map, Value};
 use asyncapy::{Client, Config, Packet, RunningServer, SendError, Server};
@@ -10,8 +9,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod process;
+
 /// How long any single wait in a test may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub use process::PATIENCE;
 
 /// A test server's configuration: port 0, the defaults otherwise. It also
 /// routes the log (servers log from `bind`) through the test harness, which
@@ -199,4 +200,68 @@ pub async fn within_patience<T>(what: &str, attempts: impl std::future::Future<O
         Ok(value) => value,
         Err(_) => panic!("not within {PATIENCE:?}: {what}"),
     }
+}
+
+impl RawClient {
+    /// Connects with a small receive buffer (64 KiB), so that a peer that
+    /// does not read soon has the server's writes wait.
+    pub async fn connect_small_window(addr: SocketAddr) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .set_recv_buffer_size(64 << 10)
+            .expect("a small receive buffer");
+        let stream = within_patience("connect", socket.connect(addr))
+            .await
+            .expect("connect");
+        RawClient::from_stream(stream)
+    }
+}
+
+/// A log destination for a `tracing_subscriber::fmt()` subscriber
+/// (`.with_writer(captured.clone())`): every line written, kept for the
+/// test to read.
+#[derive(Clone, Default)]
+pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        String::from_utf8(bytes).expect("the log is UTF-8")
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+    fn make_writer(&'a self) -> CapturedLog {
+        self.clone()
+    }
+}
+
+/// The resident set of this process, in bytes (from /proc/self/status).
+pub fn resident_set_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line");
+    kib * 1024
 }
