@@ -151,7 +151,7 @@ async fn echo(client: Client, packet: Packet) -> Result<(), SendError> {
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (config, self_signed) = args.config()?;
     config.init_logging()?;
-    let runtime = asyncapy::server::runtime(config.workers).context("cannot start the runtime")?;
+    let runtime = asyncapy::runtime(config.workers).context("cannot start the runtime")?;
     let mut builder = ServerBuilder::from_config(config);
     if let Some(self_signed) = &self_signed {
         builder = builder.tls(self_signed.tls.clone());

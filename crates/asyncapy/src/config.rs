@@ -163,7 +163,7 @@ macro_rules! options {
                 setter { value: bool => value };
             /// With `proxy_protocol`: the proxies' addresses or CIDR ranges (`10.0.0.0/8, ::1`); connections from elsewhere are closed.
             /// Empty: any source (put the server where only the proxy can reach it).
-            proxy_trusted: Vec<crate::filters::IpNet> = Vec::new(), shown "any",
+            proxy_trusted: Vec<crate::IpNet> = Vec::new(), shown "any",
                 parse |key, value| value
                     .split([',', ' ', '\t', '\n'])
                     .filter(|entry| !entry.is_empty())
@@ -174,7 +174,7 @@ macro_rules! options {
                         value,
                         "must be IP addresses or CIDR ranges, separated by commas",
                     )),
-                setter { ranges: impl IntoIterator<Item = crate::filters::IpNet> => ranges.into_iter().collect() };
+                setter { ranges: impl IntoIterator<Item = crate::IpNet> => ranges.into_iter().collect() };
             /// The INI file the options were loaded from (ignored inside an INI file).
             config: Option<std::path::PathBuf> = None, shown "none",
                 parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),

@@ -24,7 +24,7 @@ use crate::packet::Packet;
 use crate::reply::{Failure, FailureCode, IntoReply, Reply, ReplyKind};
 use crate::session::{Client, SendError};
 
-pub use crate::reply::HandlerError;
+pub(crate) use crate::reply::HandlerError;
 
 /// A running handler, its arguments taken.
 pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;

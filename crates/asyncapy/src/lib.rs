@@ -59,22 +59,31 @@
 //!   are refused at start-up with a clear error, and clients asked for TLS fail
 //!   with [`client::ClientError::TlsUnavailable`].
 
+// The public surface: the types a server or a client is written with are at
+// the root; modules are public where they group a family of items with a doc
+// page of their own (the option table, extractors, replies, filters, key
+// stores, the connecting clients, test sessions, TLS, the PROXY protocol
+// codec), the common ones of which are also at the root. `ini` and `logging` are
+// public only for the fuzz targets and tests (hidden from the docs).
 pub mod client;
 pub mod config;
-pub mod dispatch;
+mod dispatch;
 pub mod extract;
 pub mod filters;
+#[doc(hidden)]
 pub mod ini;
+mod ip_net;
 pub mod keys;
+#[doc(hidden)]
 pub mod logging;
-pub mod packet;
+mod packet;
 mod panic_report;
 pub mod proxy;
 mod rejection;
 pub mod reply;
-pub mod server;
-pub mod session;
-pub mod sync_task;
+mod server;
+mod session;
+mod sync_task;
 pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -83,12 +92,15 @@ mod tls_common;
 
 pub use asyncaproto;
 pub use config::{Config, ConfigError, LogLevel};
-pub use dispatch::{Handler, HandlerError, Route};
+pub use dispatch::{Handler, Route};
 pub use extract::{Payload, State};
 pub use filters::{Check, Filter, FilterExt};
+pub use ip_net::{IpNet, IpNetError, IpNetErrorKind};
 pub use keys::ApiKeyFactory;
 pub use packet::{AsPayload, Packet};
-pub use reply::{Failure, IntoReply};
+pub use reply::{Failure, HandlerError, IntoReply};
+#[doc(hidden)]
+pub use server::runtime;
 pub use server::{
     Hook, IntoHookResult, RunningServer, Server, ServerBuilder, ServerError, ServerHandle,
 };

@@ -13,7 +13,9 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::{closed, encode_request, take_frame, ClientConfig, ClientError, IntoPayload, RawFrame};
+use super::{
+    closed, encode_request, take_frame, ClientConfig, ClientError, IntoPayload, RawFrame, Received,
+};
 use crate::packet::Packet;
 
 /// An AsyncAProto client for async code (tokio).
@@ -196,21 +198,11 @@ impl AsyncClient {
             write.await.map_err(|e| ClientError::io(e, timeout))
         })
         .await;
-        self.drop_connection_after(written)
+        super::drop_if_broken(&mut self.connection, written)
     }
 
     /// Drops the connection after an error that leaves it unusable (a
     /// timeout: the late reply would be read as the next request's).
-    fn drop_connection_after<T>(
-        &mut self,
-        result: Result<T, ClientError>,
-    ) -> Result<T, ClientError> {
-        if result.as_ref().is_err_and(ClientError::ends_connection) {
-            self.connection = None;
-        }
-        result
-    }
-
     /// Sends any value that serializes to a map.
     pub async fn send_value<T: Serialize + ?Sized>(
         &mut self,
@@ -243,7 +235,7 @@ impl AsyncClient {
             }
         };
         let frame = timed(timeout, read).await;
-        self.drop_connection_after(frame)
+        super::drop_if_broken(&mut self.connection, frame)
     }
 
     /// Receives the next reply, decoded. A failure reply is
@@ -252,11 +244,14 @@ impl AsyncClient {
         self.next_frame().await?.decode()
     }
 
-    /// Receives the next reply as a packet, with the encoding it came in.
-    pub async fn receive_packet(&mut self) -> Result<Packet, ClientError> {
+    /// Receives the next reply with the encoding it came in.
+    pub async fn receive_packet(&mut self) -> Result<Received, ClientError> {
         let frame = self.next_frame().await?;
         let map = frame.decode()?;
-        Ok(Packet::new(map, frame.encoding))
+        Ok(Received {
+            map,
+            encoding: frame.encoding,
+        })
     }
 
     /// Receives the next reply as a Rust type, through serde.

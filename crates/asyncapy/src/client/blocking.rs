@@ -8,7 +8,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{closed, encode_request, take_frame, ClientConfig, ClientError, IntoPayload, RawFrame};
+use super::{
+    closed, encode_request, take_frame, ClientConfig, ClientError, IntoPayload, RawFrame, Received,
+};
 use crate::packet::Packet;
 
 /// An AsyncAProto client that blocks the calling thread: no runtime needed,
@@ -227,21 +229,11 @@ impl BlockingClient {
             .write_all(&connection.wbuf)
             .and_then(|()| connection.stream.flush())
             .map_err(|e| ClientError::io(e, timeout));
-        self.drop_connection_after(written)
+        super::drop_if_broken(&mut self.connection, written)
     }
 
     /// Drops the connection after an error that leaves it unusable (a
     /// timeout: the late reply would be read as the next request's).
-    fn drop_connection_after<T>(
-        &mut self,
-        result: Result<T, ClientError>,
-    ) -> Result<T, ClientError> {
-        if result.as_ref().is_err_and(ClientError::ends_connection) {
-            self.connection = None;
-        }
-        result
-    }
-
     /// Sends any value that serializes to a map.
     pub fn send_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ClientError> {
         let packet =
@@ -251,7 +243,7 @@ impl BlockingClient {
 
     fn next_frame(&mut self) -> Result<RawFrame, ClientError> {
         let frame = self.read_frame();
-        self.drop_connection_after(frame)
+        super::drop_if_broken(&mut self.connection, frame)
     }
 
     fn read_frame(&mut self) -> Result<RawFrame, ClientError> {
@@ -279,11 +271,14 @@ impl BlockingClient {
         self.next_frame()?.decode()
     }
 
-    /// Receives the next reply as a packet, with the encoding it came in.
-    pub fn receive_packet(&mut self) -> Result<Packet, ClientError> {
+    /// Receives the next reply with the encoding it came in.
+    pub fn receive_packet(&mut self) -> Result<Received, ClientError> {
         let frame = self.next_frame()?;
         let map = frame.decode()?;
-        Ok(Packet::new(map, frame.encoding))
+        Ok(Received {
+            map,
+            encoding: frame.encoding,
+        })
     }
 
     /// Receives the next reply as a Rust type, through serde.

@@ -52,9 +52,42 @@ pub use blocking::BlockingClient;
 pub use config::{ClientConfig, TlsOptions};
 pub use error::{ClientError, TlsError};
 
+/// A reply as a client received it: its payload, and the encoding it came in
+/// ([`AsyncClient::receive_packet`], [`BlockingClient::receive_packet`]).
+/// It derefs to its [`Map`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    map: Map,
+    encoding: Encoding,
+}
+
+impl Received {
+    /// The encoding the reply came in.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// The payload.
+    pub fn into_map(self) -> Map {
+        self.map
+    }
+}
+
+impl std::ops::Deref for Received {
+    type Target = Map;
+
+    fn deref(&self) -> &Map {
+        &self.map
+    }
+}
+
 use crate::packet::Packet;
 
 /// What can be sent as a packet: a [`Map`], a [`Packet`], or a JSON object as text.
+///
+/// Not the server's [`AsPayload`](crate::AsPayload): a connecting client also
+/// takes JSON text, as the original's `send` does, and parsing it can fail;
+/// a handler sends maps it already holds, borrowed, and that cannot.
 pub trait IntoPayload {
     /// The payload map (parsing JSON text if need be).
     fn with_map<R>(self, f: impl FnOnce(&Map) -> R) -> Result<R, ClientError>;
@@ -189,6 +222,18 @@ fn tls_target(
         None => cache.insert(tls::client_config(options)?).clone(),
     };
     Ok(Some((rustls_config, tls::server_name(options, host)?)))
+}
+
+/// Drops `connection` when `result` is an error after which it can no longer
+/// be trusted ([`ClientError::ends_connection`]); passes `result` on.
+fn drop_if_broken<C, T>(
+    connection: &mut Option<C>,
+    result: Result<T, ClientError>,
+) -> Result<T, ClientError> {
+    if result.as_ref().is_err_and(ClientError::ends_connection) {
+        *connection = None;
+    }
+    result
 }
 
 /// The error for a stream that ended with `buffered` bytes of an unfinished frame.
