@@ -346,12 +346,6 @@ class Server:
         handler = self._handlers[index][0]
         client = Client._from_peer(peer, self)
         packet = Packet._from_engine(fields, encoding, client)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                f"({peer.session_id}) {{Dispatcher}} Calling "
-                f"'{getattr(handler.function, '__name__', handler.function)}' "
-                f"in group {self._handlers[index][1]}"
-            )
         outcome = _DONE
         with trio.CancelScope() as scope:
             self._scopes[job] = scope
