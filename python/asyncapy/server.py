@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 
+import outcome
 import trio
 
 from . import _engine
@@ -37,6 +38,43 @@ _ORIGINAL_KEYS = (
 )
 
 _DONE, _STOP, _FAILED, _PASS, _FAIL = 0, 1, 2, 3, 4
+
+#: Parked handler tasks kept for the next packets.
+_MAX_IDLE_WORKERS = 256
+
+
+class _Workers:
+    """Trio tasks that run handlers one packet after another, parked between
+    packets: handing a packet to a parked task (``reschedule``) costs about
+    half of spawning a task for it."""
+
+    def __init__(self, run, nursery):
+        self._run = run
+        self._nursery = nursery
+        self._idle = []
+
+    def submit(self, event):
+        if self._idle:
+            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(event))
+        else:
+            self._nursery.start_soon(self._work, event)
+
+    async def _work(self, event):
+        idle = self._idle
+        run = self._run
+        task = trio.lowlevel.current_task()
+
+        def abort(_raise_cancel):
+            if task in idle:
+                idle.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while True:
+            await run(event)
+            if len(idle) >= _MAX_IDLE_WORKERS:
+                return
+            idle.append(task)
+            event = await trio.lowlevel.wait_task_rescheduled(abort)
 
 
 def _level_number(level):
@@ -292,13 +330,14 @@ class Server:
     async def _drain(self, engine, nursery):
         fd = engine.fileno()
         wait = trio.lowlevel.wait_readable
-        start_soon = nursery.start_soon
+        workers = _Workers(lambda event: self._run_job(engine, event), nursery)
+        submit = workers.submit
         while True:
             await wait(fd)
             for event in engine.drain(1024):
                 kind = event[0]
                 if kind == "job":
-                    start_soon(self._run_job, engine, event)
+                    submit(event)
                 elif kind == "filter":
                     self._run_filter(engine, event)
                 elif kind == "cancel":
