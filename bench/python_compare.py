@@ -118,6 +118,8 @@ def main():
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--raw", action="store_true", help="print the raw JSON reports too")
+    parser.add_argument("--servers", default="original,ours,serve", help="comma-separated subset")
+    parser.add_argument("--cases", default="0,1,2", help="comma-separated case numbers")
     args = parser.parse_args()
     cases = [
         ("one request per connection, 16 at once", "per-request", 16, 1),
@@ -126,8 +128,9 @@ def main():
     ]
     print("| case | server | req/s | p99 (ms) | server CPU µs/req | errors |")
     print("|---|---|---|---|---|---|")
-    for title, mode, c, p in cases:
-        for kind in ("original", "ours", "serve"):
+    chosen = [cases[int(i)] for i in args.cases.split(",")]
+    for title, mode, c, p in chosen:
+        for kind in args.servers.split(","):
             if kind == "original" and mode == "persistent":
                 print(f"| {title} | AsyncAPY 0.5 | n/a (closes after each packet) | | | |")
                 continue

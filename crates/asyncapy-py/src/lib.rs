@@ -4,7 +4,7 @@
 //! Python handler is registered as a Rust route (same group, same filters,
 //! in the same order), so dispatch, limits, timeouts, refusals and the wire
 //! are all Rust. A route's handler does not run Python: it pushes a plain
-//! Rust [`Event`] onto a queue and waits for its outcome.
+//! Rust `Event` onto a queue and waits for its outcome.
 //!
 //! ```text
 //! tokio threads (no GIL, ever)              the trio thread (holds the GIL)
@@ -22,7 +22,7 @@
 //!
 //! No `Py<T>` is ever stored where a tokio thread could drop it: the queue,
 //! the pending table and the filters hold Rust values only. The log goes the
-//! same way: a `tracing` layer turns engine records into [`Event::Log`], and
+//! same way: a `tracing` layer turns engine records into `Event::Log`, and
 //! the trio thread hands them to Python's `logging`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
