@@ -13,7 +13,7 @@ from . import _engine
 from .core import Client, Handler, Packet
 from .errors import StopPropagation
 from .filters import Filters
-from .util import APIKeyFactory
+from .util import APIKeyFactory, _StoreAPIKeyFactory
 
 __all__ = ["Server"]
 
@@ -255,6 +255,13 @@ class Server:
             and type(f.factory).__contains__ is APIKeyFactory.__contains__
         ):
             return ("keys", f.factory._native, str(f.field_name))
+        if (
+            isinstance(f, Filters.APIFactory)
+            and type(f).check is Filters.APIFactory.check
+            and isinstance(f.factory, _StoreAPIKeyFactory)
+            and type(f.factory).__contains__ is _StoreAPIKeyFactory.__contains__
+        ):
+            return ("store", f.factory._native, str(f.field_name))
         self._filters.append(f)
         return ("python", len(self._filters) - 1)
 

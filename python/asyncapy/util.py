@@ -5,7 +5,7 @@ import string
 
 from . import _engine
 
-__all__ = ["APIKeyFactory"]
+__all__ = ["APIKeyFactory", "SQLiteAPIKeyFactory", "RedisAPIKeyFactory"]
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -101,3 +101,52 @@ class APIKeyFactory:
 
     def __len__(self):
         return len(self._keys)
+
+
+class _StoreAPIKeyFactory:
+    """An API key factory over one of the engine's stores: keys are kept as
+    SHA-256 digests, metadata as JSON-like values. ``Filters.APIFactory`` over
+    it is checked by the engine. The methods block on the store; in a handler,
+    call them through ``await server.run_sync_task(factory.issue, metadata)``."""
+
+    _native = None
+
+    def issue(self, metadata=None):
+        """Issues a new key with ``metadata``; returns the key."""
+        return self._native.issue(metadata)
+
+    def get(self, key):
+        """The metadata of ``key`` (``KeyError`` when it is not a key)."""
+        return self._native.get(key)
+
+    def update(self, key, metadata):
+        """Replaces the metadata of ``key`` (``KeyError`` when it is not a key)."""
+        self._native.update(key, metadata)
+
+    def reissue(self, key):
+        """Revokes ``key`` and issues a new one with its metadata; returns it."""
+        return self._native.reissue(key)
+
+    def revoke(self, key):
+        """Revokes ``key`` (``KeyError`` when it is not a key)."""
+        self._native.revoke(key)
+
+    def __contains__(self, key):
+        return isinstance(key, str) and key in self._native
+
+
+class SQLiteAPIKeyFactory(_StoreAPIKeyFactory):
+    """API keys in the SQLite file ``path`` (created if missing)."""
+
+    def __init__(self, path, size=32):
+        self.size = size
+        self._native = _engine.StoreKeys.sqlite(str(path), size)
+
+
+class RedisAPIKeyFactory(_StoreAPIKeyFactory):
+    """API keys in Redis at ``url`` (``redis://[:PASSWORD@]HOST[:PORT][/DB]``),
+    shared by several servers."""
+
+    def __init__(self, url, size=32):
+        self.size = size
+        self._native = _engine.StoreKeys.redis(url, size)

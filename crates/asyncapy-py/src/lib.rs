@@ -35,9 +35,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use asyncapy::asyncaproto::{Encoding, Map, Value};
-use asyncapy::filters::{Check, Filter, Ip};
+use asyncapy::filters::{ApiKey, Check, Filter, Ip};
+use asyncapy::keys::{ApiKeyFactory, KeyError, KeyStore, RedisKeyStore, SqliteKeyStore};
 use asyncapy::{Client, Config, Packet, Server, ServerHandle};
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use tokio::sync::oneshot;
@@ -356,6 +357,104 @@ impl KeySet {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+/// An API key factory over one of the engine's stores (SQLite, Redis): what
+/// `asyncapy.util.SQLiteAPIKeyFactory` and `RedisAPIKeyFactory` wrap. Its
+/// methods block (the GIL released) on a runtime of its own; in a handler, run
+/// them with `await server.run_sync_task(...)`.
+#[pyclass(frozen, module = "asyncapy._engine")]
+struct StoreKeys {
+    factory: ApiKeyFactory<dyn KeyStore>,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn key_error(error: KeyError) -> PyErr {
+    match error {
+        KeyError::NotFound => PyKeyError::new_err("no such API key"),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}
+
+fn store_runtime() -> PyResult<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("asyncapy-keys")
+        .enable_all()
+        .build()?)
+}
+
+#[pymethods]
+impl StoreKeys {
+    /// A factory over the SQLite file at `path` (created if missing).
+    #[staticmethod]
+    #[pyo3(signature = (path, size=32))]
+    fn sqlite(path: std::path::PathBuf, size: usize) -> PyResult<StoreKeys> {
+        let store = SqliteKeyStore::open(path).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let store: Arc<dyn KeyStore> = Arc::new(store);
+        Ok(StoreKeys {
+            factory: ApiKeyFactory::from_arc(store).with_size(size),
+            runtime: store_runtime()?,
+        })
+    }
+
+    /// A factory over the Redis at `url` (`redis://[:PASSWORD@]HOST[:PORT][/DB]`).
+    #[staticmethod]
+    #[pyo3(signature = (url, size=32))]
+    fn redis(py: Python<'_>, url: &str, size: usize) -> PyResult<StoreKeys> {
+        let runtime = store_runtime()?;
+        let store = py
+            .detach(|| runtime.block_on(RedisKeyStore::connect(url)))
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let store: Arc<dyn KeyStore> = Arc::new(store);
+        Ok(StoreKeys {
+            factory: ApiKeyFactory::from_arc(store).with_size(size),
+            runtime,
+        })
+    }
+
+    /// Issues a key with `metadata` (JSON-like values); returns it.
+    #[pyo3(signature = (metadata=None))]
+    fn issue(&self, py: Python<'_>, metadata: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+        let metadata = match metadata {
+            Some(m) => to_value(m, 0)?,
+            None => Value::Null,
+        };
+        py.detach(|| self.runtime.block_on(self.factory.issue(metadata)))
+            .map_err(key_error)
+    }
+
+    /// The metadata of `key` (`KeyError` when it is not a live key).
+    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+        let value = py
+            .detach(|| self.runtime.block_on(self.factory.get(key)))
+            .map_err(key_error)?;
+        to_py(py, &value)
+    }
+
+    /// Replaces the metadata of `key` (`KeyError` when it is not a live key).
+    fn update(&self, py: Python<'_>, key: &str, metadata: &Bound<'_, PyAny>) -> PyResult<()> {
+        let metadata = to_value(metadata, 0)?;
+        py.detach(|| self.runtime.block_on(self.factory.update(key, metadata)))
+            .map_err(key_error)
+    }
+
+    /// Revokes `key` and issues a new one with its metadata.
+    fn reissue(&self, py: Python<'_>, key: &str) -> PyResult<String> {
+        py.detach(|| self.runtime.block_on(self.factory.reissue(key)))
+            .map_err(key_error)
+    }
+
+    /// Revokes `key` (`KeyError` when it is not a live key).
+    fn revoke(&self, py: Python<'_>, key: &str) -> PyResult<()> {
+        py.detach(|| self.runtime.block_on(self.factory.revoke(key)))
+            .map_err(key_error)
+    }
+
+    fn __contains__(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        py.detach(|| self.runtime.block_on(self.factory.contains(key)))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 }
 
@@ -712,6 +811,8 @@ enum FilterSpec {
     Keys(Py<KeySet>, String),
     /// `("python", filter id)`
     Python(usize),
+    /// `("store", StoreKeys, field name)`
+    Store(Py<StoreKeys>, String),
 }
 
 impl<'a, 'py> FromPyObject<'a, 'py> for FilterSpec {
@@ -729,6 +830,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for FilterSpec {
                 FilterSpec::Keys(tuple.get_item(1)?.extract()?, tuple.get_item(2)?.extract()?)
             }
             "python" => FilterSpec::Python(tuple.get_item(1)?.extract()?),
+            "store" => {
+                FilterSpec::Store(tuple.get_item(1)?.extract()?, tuple.get_item(2)?.extract()?)
+            }
             _ => return Err(PyValueError::new_err("unknown filter kind")),
         })
     }
@@ -817,6 +921,9 @@ impl Engine {
                     keys: set.bind(py).get().keys.clone(),
                     field,
                 }),
+                FilterSpec::Store(keys, field) => {
+                    Arc::new(ApiKey::new(keys.bind(py).get().factory.clone(), field))
+                }
                 FilterSpec::Python(filter) => Arc::new(PythonFilter {
                     shared: self.shared.clone(),
                     filter,
@@ -1028,5 +1135,6 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Peer>()?;
     m.add_class::<KeySet>()?;
     m.add_class::<IpSet>()?;
+    m.add_class::<StoreKeys>()?;
     Ok(())
 }
