@@ -7,6 +7,9 @@
 #     tests/original_vectors.rs replays wire bytes recorded from it (commit
 #     ce315f2), committed in crates/asyncapy/tests/vectors/ and re-recorded by
 #     hand with scripts/record-original-vectors.py;
+#   - a virtualenv for the Python package's tests (${CARGO_TARGET_DIR:-target}/venv-py)
+#     with python/requirements-test.txt (maturin, trio, ziproto, pytest), which
+#     scripts/test-python.sh builds the package into and runs pytest with;
 #   - redis-server (Debian package): the Redis key store tests start their own
 #     on a free loopback port, and fail, saying so, without it.
 # Idempotent: cheap when everything is there. Run from anywhere.
@@ -14,6 +17,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m pip install -q -r requirements-test.txt
+
+venv="${CARGO_TARGET_DIR:-$PWD/target}/venv-py"
+if [ ! -x "$venv/bin/python" ]; then
+    mkdir -p "$(dirname "$venv")"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian and Ubuntu ship venv apart (python3-venv).
+        rm -rf "$venv"
+        if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "test-deps: installing python3-venv (apt-get)" >&2
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$venv"
+        else
+            echo "test-deps: python3 -m venv failed; install python3-venv" >&2
+            exit 1
+        fi
+    fi
+fi
+"$venv/bin/python" -m pip install -q -r python/requirements-test.txt
 
 if ! command -v redis-server >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then

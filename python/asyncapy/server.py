@@ -1,0 +1,413 @@
+"""The :class:`Server`: AsyncAPY 0.5's server, on the Rust engine."""
+
+import configparser
+import inspect
+import logging
+import signal
+import sys
+
+import outcome
+import trio
+
+from . import _engine
+from .core import Client, Handler, Packet
+from .errors import StopPropagation
+from .filters import Filters
+from .util import APIKeyFactory, _StoreAPIKeyFactory
+
+__all__ = ["Server"]
+
+log = logging.getLogger("asyncapy")
+
+#: INI keys (and keyword arguments) of the engine's own options.
+ENGINE_OPTIONS = (
+    "max_packet_size",
+    "max_connections",
+    "max_outbox",
+    "workers",
+    "grace_period",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "proxy_protocol",
+    "proxy_trusted",
+)
+_ORIGINAL_KEYS = (
+    "port", "addr", "header_size", "byteorder", "timeout", "datefmt",
+    "console_format", "encoding", "buf", "logging_level", "session_limit",
+)
+
+_DONE, _STOP, _FAILED, _PASS, _FAIL = 0, 1, 2, 3, 4
+
+#: Parked handler tasks kept for the next packets.
+_MAX_IDLE_WORKERS = 256
+
+
+class _Workers:
+    """Trio tasks that run handlers one packet after another, parked between
+    packets: handing a packet to a parked task (``reschedule``) costs about
+    half of spawning a task for it."""
+
+    def __init__(self, run, nursery):
+        self._run = run
+        self._nursery = nursery
+        self._idle = []
+
+    def submit(self, event):
+        if self._idle:
+            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(event))
+        else:
+            self._nursery.start_soon(self._work, event)
+
+    async def _work(self, event):
+        idle = self._idle
+        run = self._run
+        task = trio.lowlevel.current_task()
+
+        def abort(_raise_cancel):
+            if task in idle:
+                idle.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while True:
+            await run(event)
+            if len(idle) >= _MAX_IDLE_WORKERS:
+                return
+            idle.append(task)
+            event = await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+def _level_number(level):
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(str(level).upper())
+    return number if isinstance(number, int) else logging.INFO
+
+
+def _option_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+class Server:
+    """An AsyncAPY server.
+
+    The arguments are the original's; the engine's own options
+    (``max_packet_size``, ``max_connections``, ``max_outbox``, ``workers``,
+    ``grace_period``, ``tls_cert``, ``tls_key``, ``tls_client_ca``,
+    ``proxy_protocol``, ``proxy_trusted``) are keyword arguments too, and
+    keys of the INI file's ``[AsyncAPY]`` section.
+    """
+
+    def __init__(
+        self,
+        addr="127.0.0.1",
+        port=8081,
+        buf=1024,
+        logging_level=logging.INFO,
+        console_format="[%(levelname)s] %(asctime)s %(message)s",
+        datefmt="%d/%m/%Y %H:%M:%S %p",
+        timeout=60,
+        header_size=4,
+        byteorder="big",
+        config=None,
+        cfg_parser=None,
+        session_limit=0,
+        **engine_options,
+    ):
+        if not isinstance(addr, str):
+            raise TypeError("addr must be a string!")
+        if not isinstance(port, int):
+            raise TypeError("port must be an integer!")
+        if not isinstance(buf, int):
+            raise TypeError("buf must be an integer!")
+        if not isinstance(logging_level, (int, str)):
+            raise TypeError("logging_level must be an integer!")
+        if not isinstance(console_format, str):
+            raise TypeError("console_format must be a string!")
+        if not isinstance(datefmt, str):
+            raise TypeError("datefmt must be a string!")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+            raise TypeError("timeout must be an integer!")
+        if not isinstance(header_size, int):
+            raise TypeError("header_size must be an integer!")
+        if byteorder not in ("big", "little"):
+            raise TypeError("byteorder must either be 'little' or 'big'!")
+        if config is not None and not isinstance(config, str):
+            raise TypeError("config must be a string!")
+        if not isinstance(session_limit, int):
+            raise TypeError("session_limit must be an integer!")
+        for key in engine_options:
+            if key not in ENGINE_OPTIONS:
+                raise TypeError(f"Server() got an unexpected keyword argument {key!r}")
+        self.addr = addr
+        self.port = port
+        self.buf = buf
+        self.logging_level = logging_level
+        self.console_format = console_format
+        self.datefmt = datefmt
+        self.timeout = timeout
+        self.header_size = header_size
+        self.byteorder = byteorder
+        self.config = config
+        self.session_limit = session_limit
+        self.encoding = "json"
+        self.engine_options = dict(engine_options)
+        self._cfg_parser = cfg_parser
+        self._handlers = []
+        self._filters = []
+        self._engine = None
+        self._scopes = {}
+        self._cancelled = set()
+        #: The ``(host, port)`` the server listens on, once started.
+        self.bound_address = None
+        if config:
+            self.load_config()
+
+    def load_config(self):
+        """Reads the INI file ``config`` (section ``[AsyncAPY]``) with the
+        ``cfg_parser`` given (a ``configparser.ConfigParser`` by default);
+        its values override the constructor's, as in the original."""
+        parser = self._cfg_parser or configparser.ConfigParser()
+        with open(self.config) as file:
+            parser.read_file(file)
+        self.parser = parser
+        for key in _ORIGINAL_KEYS + ENGINE_OPTIONS:
+            value = parser.get("AsyncAPY", key, fallback=None)
+            if value is None or value == "":
+                continue
+            if value.isdigit():
+                value = int(value)
+            if key in ENGINE_OPTIONS:
+                self.engine_options[key] = value
+            else:
+                setattr(self, key, value)
+
+    # -- handlers ---------------------------------------------------------
+
+    def register_handler(self, handler, *filters, group=0, **kwargs):
+        """Registers ``handler`` (an ``async def handler(client, packet)``)
+        behind ``filters``, in ``group`` (lower groups run first)."""
+        if "group" in kwargs:
+            group = kwargs.pop("group")
+        if not isinstance(group, int):
+            raise TypeError("group must be an integer!")
+        self._handlers.append((Handler(handler, filters), group))
+        return handler
+
+    def add_handler(self, *filters, group=0, **kwargs):
+        """Decorator form of :meth:`register_handler`; returns the function."""
+
+        def decorator(function):
+            return self.register_handler(function, *filters, group=group, **kwargs)
+
+        return decorator
+
+    async def setup(self):
+        """Runs before the server serves; override it (``async def`` or ``def``)."""
+
+    async def shutdown(self):
+        """Runs after the server stopped; override it (``async def`` or ``def``)."""
+
+    async def run_sync_task(self, sync_fn, *args, cancellable=False, limiter=None):
+        """Runs ``sync_fn(*args)`` in a worker thread (``trio.to_thread.run_sync``).
+
+        ``cancellable`` is trio's ``abandon_on_cancel``: when true, a
+        cancelled (timed-out) handler does not wait for the thread."""
+        return await trio.to_thread.run_sync(
+            sync_fn, *args, abandon_on_cancel=cancellable, limiter=limiter
+        )
+
+    # -- serving ----------------------------------------------------------
+
+    def _engine_config(self):
+        options = [
+            ("addr", self.addr),
+            ("port", self.port),
+            ("buf", self.buf),
+            ("logging_level", _level_number(self.logging_level)),
+            ("timeout", self.timeout),
+            ("header_size", self.header_size),
+            ("byteorder", self.byteorder),
+            ("session_limit", self.session_limit),
+        ]
+        options += list(self.engine_options.items())
+        return [(key, _option_text(value)) for key, value in options]
+
+    def _filter_spec(self, f):
+        kind = type(f)
+        if kind is Filters.Ip or (isinstance(f, Filters.Ip) and kind.check is Filters.Ip.check):
+            return ("ip", f._native)
+        if kind is Filters.Fields or (
+            isinstance(f, Filters.Fields) and kind.check is Filters.Fields.check
+        ):
+            self._filters.append(f)
+            pairs = [(name, None if p is None else getattr(p, "pattern", p))
+                     for name, p in f._patterns.items()]
+            return ("fields", pairs, len(self._filters) - 1)
+        if (
+            isinstance(f, Filters.APIFactory)
+            and type(f).check is Filters.APIFactory.check
+            and isinstance(f.factory, APIKeyFactory)
+            and type(f.factory).__contains__ is APIKeyFactory.__contains__
+        ):
+            return ("keys", f.factory._native, str(f.field_name))
+        if (
+            isinstance(f, Filters.APIFactory)
+            and type(f).check is Filters.APIFactory.check
+            and isinstance(f.factory, _StoreAPIKeyFactory)
+            and type(f.factory).__contains__ is _StoreAPIKeyFactory.__contains__
+        ):
+            return ("store", f.factory._native, str(f.field_name))
+        self._filters.append(f)
+        return ("python", len(self._filters) - 1)
+
+    def _build_engine(self):
+        engine = _engine.Engine(self._engine_config())
+        self._filters = []
+        order = sorted(range(len(self._handlers)), key=lambda i: self._handlers[i][1])
+        for index in order:
+            handler, group = self._handlers[index]
+            specs = [self._filter_spec(f) for f in handler.filters]
+            name = getattr(handler.function, "__name__", repr(handler.function))
+            engine.add_route(index, name, group, specs)
+        return engine
+
+    def start(self):
+        """Serves until Ctrl-C or SIGTERM (blocking): runs :meth:`setup`,
+        serves, drains in-flight packets like the Rust server, then runs
+        :meth:`shutdown`."""
+        try:
+            trio.run(self._serve_forever)
+        except KeyboardInterrupt:  # pragma: no cover - signals are handled in trio
+            pass
+
+    async def _serve_forever(self):
+        logging.basicConfig(
+            datefmt=self.datefmt, format=self.console_format, level=self.logging_level
+        )
+        log.info("{API main} AsyncAPY server is starting up")
+        log.info("{API main} Running setup function...")
+        result = self.setup()
+        if inspect.isawaitable(result):
+            await result
+        try:
+            engine = self._build_engine()
+        except ValueError as error:
+            log.error(f"{{API main}} Invalid configuration: {error}")
+            sys.exit("INVALID_CONFIGURATION")
+        try:
+            self.bound_address = engine.start()
+        except OSError as error:
+            log.error(f"{{API main}} Could not bind: {error}")
+            sys.exit("PORT_UNAVAILABLE")
+        self._engine = engine
+        self._levels_cache = {}
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self._watch_signals, engine)
+            host, port = self.bound_address
+            log.info(f"{{API main}} Now serving at {host}:{port}")
+            await self._drain(engine, nursery)
+            nursery.cancel_scope.cancel()
+        log.info("{API main} Server stopped, running shutdown function...")
+        result = self.shutdown()
+        if inspect.isawaitable(result):
+            await result
+        self._engine = None
+
+    async def _watch_signals(self, engine, task_status=trio.TASK_STATUS_IGNORED):
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if signum == signal.SIGINT:
+                    log.info("{API main} Ctrl + C detected, exiting")
+                else:
+                    log.info("{API main} SIGTERM received, exiting")
+                engine.shutdown()
+
+    def stop(self):
+        """Starts a graceful shutdown (from a handler, or from the trio thread)."""
+        if self._engine is not None:
+            self._engine.shutdown()
+
+    async def _drain(self, engine, nursery):
+        fd = engine.fileno()
+        wait = trio.lowlevel.wait_readable
+        workers = _Workers(lambda event: self._run_job(engine, event), nursery)
+        submit = workers.submit
+        while True:
+            await wait(fd)
+            for event in engine.drain(1024):
+                kind = event[0]
+                if kind == "job":
+                    submit(event)
+                elif kind == "filter":
+                    self._run_filter(engine, event)
+                elif kind == "cancel":
+                    scope = self._scopes.get(event[1])
+                    if scope is not None:
+                        scope.cancel()
+                    else:
+                        self._cancelled.add(event[1])
+                elif kind == "log":
+                    self._emit(event)
+                elif kind == "stopped":
+                    for scope in list(self._scopes.values()):
+                        scope.cancel()
+                    return
+
+    def _emit(self, event):
+        _, level, session, message, created = event
+        if not log.isEnabledFor(level):
+            return
+        text = f"({session}) {{Engine}} {message}" if session else f"{{Engine}} {message}"
+        record = log.makeRecord(log.name, level, "(engine)", 0, text, None, None)
+        record.created = created
+        record.msecs = (created - int(created)) * 1000
+        log.handle(record)
+
+    def _run_filter(self, engine, event):
+        _, job, index, peer, fields, encoding = event
+        f = self._filters[index]
+        client = Client._from_peer(peer, self)
+        packet = Packet._from_engine(fields, encoding, client)
+        try:
+            passed = bool(f.check(client, packet))
+        except Exception:
+            log.exception(
+                f"({peer.session_id}) {{Dispatcher}} Filter {f!r} raised; it does not match"
+            )
+            passed = False
+        engine.finish(job, _PASS if passed else _FAIL)
+
+    async def _run_job(self, engine, event):
+        _, job, index, peer, fields, encoding = event
+        if job in self._cancelled:
+            self._cancelled.discard(job)
+            return
+        handler = self._handlers[index][0]
+        client = Client._from_peer(peer, self)
+        packet = Packet._from_engine(fields, encoding, client)
+        outcome = _DONE
+        with trio.CancelScope() as scope:
+            self._scopes[job] = scope
+            try:
+                await handler.function(client, packet)
+            except StopPropagation:
+                outcome = _STOP
+            except Exception as error:
+                log.exception(
+                    f"({peer.session_id}) {{Client handler}} A fatal unhandled exception "
+                    f"occurred -> {type(error).__name__}: {error}"
+                )
+                outcome = _FAILED
+            finally:
+                del self._scopes[job]
+        if scope.cancelled_caught:
+            log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
+            return
+        engine.finish(job, outcome)

@@ -1,0 +1,151 @@
+"""A test application: subclass state, push, trio sleeps, run_sync_task,
+timeouts, failures, filters. Run as `python app.py [timeout] [max_packet_size]`."""
+
+import sys
+import time
+
+import trio
+
+from asyncapy import Server
+from asyncapy.filters import Filter, Filters
+from asyncapy.util import APIKeyFactory
+
+TIMEOUT = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+MAX = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
+ASYNC_HOOKS = len(sys.argv) > 3 and sys.argv[3] == "async"
+
+
+class Exploding(Filter):
+    def check(self, c, p):
+        if p.get("op") == "explode":
+            raise RuntimeError("filter blew up")
+        return False
+
+
+class IsVip(Filter):
+    def check(self, c, p):
+        return p.get("op") == "vip" and p.get("who") in c.server.vips
+
+
+class NotFor(Filter):
+    """Lets every packet through but those of the given ops."""
+
+    def __init__(self, *ops):
+        self.ops = ops
+
+    def check(self, c, p):
+        return p.get("op") not in self.ops
+
+
+class App(Server):
+    def setup(self):
+        self.db = {"hits": 0}
+        self.vips = {"ann"}
+        self.cancelled = []
+        self.key = KEYS.issue({"user": "bob"})
+        self.ip_filter.ips.add("127.0.0.1")
+        print("SETUP", "sync", flush=True)
+
+    def shutdown(self):
+        print("SHUTDOWN", self.db["hits"], flush=True)
+
+
+class AsyncApp(App):
+    async def setup(self):
+        await trio.sleep(0)
+        App.setup(self)
+        print("SETUP", "async", flush=True)
+
+    async def shutdown(self):
+        await trio.sleep(0)
+        App.shutdown(self)
+
+
+KEYS = APIKeyFactory()
+
+server = (AsyncApp if ASYNC_HOOKS else App)(
+    addr="127.0.0.1", port=0, timeout=TIMEOUT, max_packet_size=MAX
+)
+server.ip_filter = Filters.Ip([])
+
+
+@server.add_handler(Exploding())
+async def never(client, packet):
+    await client.send({"never": True})
+
+
+@server.add_handler(IsVip())
+async def vip(client, packet):
+    await client.send({"vip": packet["who"]})
+
+
+@server.add_handler(server.ip_filter, Filters.Fields(op="ip"))
+async def ip_only(client, packet):
+    await client.send({"ip": client.address})
+
+
+@server.add_handler(Filters.Fields(op="key", key=None), Filters.APIFactory(KEYS, "key"))
+async def key_ok(client, packet):
+    await client.send({"key": KEYS.get(packet["key"])})
+
+
+@server.add_handler(Filters.Fields(op="key", key=None))
+async def key_refused(client, packet):
+    await client.send({"key": "refused"})
+
+
+@server.add_handler(NotFor("vip", "explode", "ip", "key"), group=-1)
+async def main(client, packet):
+    op = packet.get("op")
+    app = client.server
+    app.db["hits"] += 1
+    if op == "count":
+        await client.send({"hits": app.db["hits"], "session": str(client.session.session_id)})
+        packet.stop_propagation()
+    elif op == "sleep":
+        await client.send({"before": True})
+        await trio.sleep(float(packet["s"]))
+        await client.send({"after": True})
+        packet.stop_propagation()
+    elif op == "sync":
+        result = await app.run_sync_task(lambda x: x * 2, packet["x"], cancellable=True)
+        await client.send({"result": result})
+        packet.stop_propagation()
+    elif op == "slow":
+        try:
+            await trio.sleep(60)
+        finally:
+            app.cancelled.append(packet["tag"])
+    elif op == "cancelled":
+        await client.send({"cancelled": app.cancelled})
+        packet.stop_propagation()
+    elif op == "fail":
+        raise ValueError("boom")
+    elif op == "block":
+        time.sleep(float(packet["s"]))
+        await client.send({"blocked": True})
+        packet.stop_propagation()
+    elif op == "push":
+        sent = 0
+        for session in client.get_sessions():
+            if session.session_id != client.session.session_id:
+                await session.get_client().send({"pushed": packet["msg"]})
+                sent += 1
+        await client.send({"pushed_to": sent})
+        packet.stop_propagation()
+    elif op == "getkey":
+        await client.send({"key": app.key})
+        packet.stop_propagation()
+    elif op == "revoke":
+        KEYS.revoke(packet["key"])
+        await client.send({"revoked": True})
+        packet.stop_propagation()
+    elif op == "close":
+        await client.send({"bye": True}, close=True)
+        packet.stop_propagation()
+    elif op == "echo":
+        await client.send(packet)
+        packet.stop_propagation()
+
+
+server.start()

@@ -1,0 +1,148 @@
+"""An application using state, push, trio, run_sync_task, timeouts, failures and filters."""
+
+import socket
+import time
+
+import pytest
+
+from conftest import frame
+
+
+@pytest.fixture(params=["sync", "async"])
+def app(request, serve):
+    return serve("app.py", 2, 4096, request.param)
+
+
+def test_setup_state_and_hooks(app, conn):
+    c = conn(app.port)
+    first = c.request({"op": "count"})
+    second = c.request({"op": "count"})
+    assert second["hits"] == first["hits"] + 1
+    assert first["session"] == second["session"]  # one session per connection
+    assert app.stop() == 0
+    assert "SETUP" in app.output
+    assert "SHUTDOWN 2" in app.output
+
+
+def test_send_is_on_the_wire_before_a_sleep_ends(app, conn):
+    c = conn(app.port)
+    c.send({"op": "sleep", "s": 1.0})
+    t0 = time.monotonic()
+    assert c.recv() == {"before": True}
+    assert time.monotonic() - t0 < 0.8
+    assert c.recv() == {"after": True}
+
+
+def test_push_to_another_session(app, conn):
+    idle = conn(app.port)
+    idle.request({"op": "count"})  # the session exists
+    c = conn(app.port)
+    assert c.request({"op": "push", "msg": "hi"}) == {"pushed_to": 1}
+    assert idle.recv() == {"pushed": "hi"}
+
+
+def test_run_sync_task(app, conn):
+    assert conn(app.port).request({"op": "sync", "x": 21}) == {"result": 42}
+
+
+def test_timeout_cancels_the_trio_task(app, conn):
+    c = conn(app.port)
+    t0 = time.monotonic()
+    assert c.request({"op": "slow", "tag": "t1"})["error"] == "ERR_TIMED_OUT"
+    assert 1.5 < time.monotonic() - t0 < 5
+    # the cancellation reaches the task asynchronously: ask until it ran
+    deadline = time.monotonic() + 5
+    while True:
+        seen = conn(app.port).request({"op": "cancelled"})["cancelled"]
+        if seen or time.monotonic() > deadline:
+            break
+    assert seen == ["t1"]
+
+
+def test_handler_exception(app, conn):
+    c = conn(app.port)
+    assert c.request({"op": "fail"})["error"] == "ERR_HANDLER_FAILED"
+    other = conn(app.port)
+    assert other.request({"op": "echo"}) == {"op": "echo"}
+    app.stop()
+    assert "ValueError: boom" in app.output
+    assert "Traceback (most recent call last)" in app.output
+    assert "A fatal unhandled exception occurred -> ValueError: boom" in app.output
+
+
+def test_filter_exception_does_not_match(app, conn):
+    c = conn(app.port)
+    assert c.request({"op": "explode"})["error"] == "ERR_NO_HANDLER"
+    app.stop()
+    assert "RuntimeError: filter blew up" in app.output
+    assert "it does not match" in app.output
+
+
+def test_python_filter_uses_server_state(app, conn):
+    assert conn(app.port).request({"op": "vip", "who": "ann"}) == {"vip": "ann"}
+    assert conn(app.port).request({"op": "vip", "who": "bob"})["error"] == "ERR_NO_HANDLER"
+
+
+def test_ip_filter_changed_at_run_time(app, conn):
+    # setup() added 127.0.0.1 to the (initially empty) filter
+    assert conn(app.port).request({"op": "ip"}) == {"ip": "127.0.0.1"}
+
+
+def test_api_key_filter_checked_by_the_engine(app, conn):
+    c = conn(app.port)
+    key = c.request({"op": "getkey"})["key"]
+    assert c.request({"op": "key", "key": key}) == {"key": {"user": "bob"}}
+    assert c.request({"op": "key", "key": "nope"}) == {"key": "refused"}
+    assert c.request({"op": "revoke", "key": key}) == {"revoked": True}
+    assert c.request({"op": "key", "key": key}) == {"key": "refused"}
+
+
+def test_close_after_send(app, conn):
+    c = conn(app.port)
+    assert c.request({"op": "close"}) == {"bye": True}
+    assert c.closed()
+
+
+def test_bad_input(app, conn):
+    c = conn(app.port)
+    c.sock.sendall(frame(b"{not json"))
+    assert c.recv()["error"] == "ERR_REQUEST_MALFORMED"
+    c = conn(app.port)
+    c.sock.sendall(frame(b"[1, 2]"))
+    assert c.recv()["error"] == "ERR_REQUEST_MALFORMED"
+    c = conn(app.port)
+    c.sock.sendall((10_000).to_bytes(4, "big") + b"\x16\x00")
+    assert c.recv()["error"] == "ERR_PACKET_TOO_LARGE"
+    c = conn(app.port)
+    c.sock.sendall((5).to_bytes(4, "big") + b"\x07\x00abc")
+    assert c.recv()["error"] in ("ERR_HEADER_INVALID", "ERR_REQUEST_MALFORMED")
+    # the server is fine
+    assert conn(app.port).request({"op": "echo"}) == {"op": "echo"}
+
+
+def test_blocking_handler_delays_python_not_the_engine(app, conn):
+    blocker = conn(app.port)
+    blocker.send({"op": "block", "s": 1.5})
+    time.sleep(0.2)  # let the handler start blocking the trio thread
+    t0 = time.monotonic()
+    # Rust-side refusals and replies go on while Python is blocked
+    c = conn(app.port)
+    c.sock.sendall((10_000).to_bytes(4, "big") + b"\x16\x00")
+    assert c.recv()["error"] == "ERR_PACKET_TOO_LARGE"
+    c = conn(app.port)
+    c.sock.sendall(frame(b"{bad"))
+    assert c.recv()["error"] == "ERR_REQUEST_MALFORMED"
+    assert time.monotonic() - t0 < 1.0
+    # a Python handler waits for the loop
+    c = conn(app.port)
+    assert c.request({"op": "echo"}) == {"op": "echo"}
+    assert time.monotonic() - t0 > 1.0
+    assert blocker.recv() == {"blocked": True}
+
+
+def test_many_sessions_at_once(app, conn):
+    conns = [conn(app.port) for _ in range(50)]
+    for i, c in enumerate(conns):
+        c.send({"op": "echo", "i": i})
+    for i, c in enumerate(conns):
+        assert c.recv() == {"op": "echo", "i": i}
