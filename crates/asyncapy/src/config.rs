@@ -175,6 +175,13 @@ macro_rules! options {
                         "must be IP addresses or CIDR ranges, separated by commas",
                     )),
                 setter { ranges: impl IntoIterator<Item = crate::IpNet> => ranges.into_iter().collect() };
+            /// Address and port of the Prometheus metrics endpoint, `GET /metrics` (feature `metrics`; port 0 picks a free one).
+            /// See the README's metrics list.
+            metrics_addr: Option<std::net::SocketAddr> = None, shown "none",
+                parse |key, value| value.trim().parse().map(Some).map_err(|_| {
+                    invalid(key, value, "must be an IP address and a port (127.0.0.1:9100, [::1]:9100)")
+                }),
+                setter { addr: std::net::SocketAddr => Some(addr) };
             /// The INI file the options were loaded from (ignored inside an INI file).
             config: Option<std::path::PathBuf> = None, shown "none",
                 parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),
@@ -574,6 +581,13 @@ impl Config {
                     .collect::<Vec<_>>()
                     .join(", "),
                 "is only used with proxy_protocol = true",
+            ));
+        }
+        if self.metrics_addr.is_some() && !cfg!(feature = "metrics") {
+            return Err(invalid(
+                "metrics_addr",
+                &self.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
+                "this build has no metrics (enable the `metrics` feature of asyncapy)",
             ));
         }
         self.check_tls()

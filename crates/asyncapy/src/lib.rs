@@ -76,6 +76,7 @@ mod ip_net;
 pub mod keys;
 #[doc(hidden)]
 pub mod logging;
+mod metrics;
 mod packet;
 mod panic_report;
 pub mod proxy;

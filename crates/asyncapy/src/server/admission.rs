@@ -40,6 +40,7 @@ use tracing::{info, warn, Instrument};
 use super::session_loop::{End, SessionLoop};
 use super::transport::{TlsStream, Transport};
 use super::ServerContext;
+use crate::metrics::Refusal;
 use crate::session::SessionState;
 
 /// How long the refusal of a connection over a limit may take.
@@ -139,10 +140,13 @@ impl<P> Incoming<TcpStream, P> {
         let trusted = &ctx.config.proxy_trusted;
         if !trusted.is_empty() && !trusted.iter().any(|net| net.contains(peer.ip())) {
             warn!("Connection from {peer} closed: not a trusted proxy (proxy_trusted)");
+            if let Some(metrics) = &ctx.metrics {
+                metrics.refused(Refusal::Proxy);
+            }
             return None;
         }
         let read = crate::proxy::read_header(&mut self.stream);
-        let (header, early) = bounded(ctx, peer, "PROXY header", limit, read).await?;
+        let (header, early) = bounded(ctx, peer, Refusal::Proxy, limit, read).await?;
         self.client = header.source.unwrap_or(peer);
         self.via = Some(peer);
         self.early = early;
@@ -189,9 +193,12 @@ impl<P> Incoming<TcpStream, P> {
         });
         if let Err(e) = fed {
             info!("TLS handshake from {peer} failed: {e}");
+            if let Some(metrics) = &ctx.metrics {
+                metrics.refused(Refusal::Tls);
+            }
             return None;
         }
-        let stream = bounded(ctx, peer, "TLS handshake", limit, accept).await?;
+        let stream = bounded(ctx, peer, Refusal::Tls, limit, accept).await?;
         let (_, tls) = stream.get_ref();
         tracing::debug!(
             "TLS handshake from {peer} done: {:?}, {:?}",
@@ -220,6 +227,9 @@ impl<S: Transport> Incoming<S> {
         let span = tracing::error_span!("session", id = %state.id());
         let Ok(registered) = ctx.shutdown.register(state.clone()) else {
             span.in_scope(|| warn!("Session limit reached for {}", self.client.ip()));
+            if let Some(metrics) = &ctx.metrics {
+                metrics.refused(Refusal::SessionLimit);
+            }
             return (Admission::OverLimit(self), span);
         };
         span.in_scope(|| match self.via {
@@ -355,17 +365,27 @@ pub(super) async fn refuse_busy(ctx: Arc<ServerContext>, incoming: Incoming<TcpS
     }
 }
 
-/// Runs one step of a connection's preamble (`what`: its PROXY header, its
+/// Runs one step of a connection's preamble (`step`: its PROXY header, its
 /// TLS handshake) for at most `limit`, and not past the start of a shutdown.
 /// A failure, a timeout or the shutdown is logged with the peer's address,
-/// and the connection is dropped: nothing of it is kept.
+/// and the connection is dropped: nothing of it is kept. A failure or a
+/// timeout is counted as a refusal for `reason`.
 async fn bounded<T, E: std::fmt::Display>(
     ctx: &ServerContext,
     peer: SocketAddr,
-    what: &str,
+    reason: Refusal,
     limit: Duration,
     step: impl Future<Output = Result<T, E>>,
 ) -> Option<T> {
+    let what = match reason {
+        Refusal::Tls => "TLS handshake",
+        _ => "PROXY header",
+    };
+    let refused = || {
+        if let Some(metrics) = &ctx.metrics {
+            metrics.refused(reason);
+        }
+    };
     tokio::select! {
         biased;
         () = ctx.shutdown.draining() => {
@@ -376,10 +396,12 @@ async fn bounded<T, E: std::fmt::Display>(
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {
                 info!("{what} from {peer} failed: {e}");
+                refused();
                 None
             }
             Err(_) => {
                 info!("{what} from {peer} timed out after {limit:?}");
+                refused();
                 None
             }
         },
@@ -406,6 +428,7 @@ mod tests {
             permits: Arc::new(Semaphore::new(1)),
             #[cfg(feature = "tls")]
             tls: None,
+            metrics: None,
         })
     }
 
