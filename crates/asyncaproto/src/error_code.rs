@@ -1,7 +1,8 @@
 //! The failure codes a server replies with, and the exact failure payload.
 //!
 //! A failure reply is an ordinary frame whose payload is
-//! `{"status": "failure", "error": CODE}`; the server closes the session after it.
+//! `{"status": "failure", "error": CODE}`; the server closes the session after
+//! it (all but `ERR_RATE_LIMITED`, which leaves the session open).
 //! The first four codes are the original AsyncAPY's; the others are ours, for
 //! situations the original left unanswered (PROTOCOL.md §7).
 

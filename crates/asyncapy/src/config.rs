@@ -114,6 +114,13 @@ macro_rules! options {
             session_limit: usize = 0, shown "`0`",
                 parse |key, value| parse_int(key, value, "must be a number of sessions (0 for no limit)"),
                 setter { value: usize => value };
+            /// Packets per client IP: `N/SECONDS` (`100/1`), GCRA with bursts of N; a packet over it gets `ERR_RATE_LIMITED` (the session stays open).
+            /// Kept in memory, per server.
+            rate_limit: Option<crate::RateLimit> = None, shown "none",
+                parse |key, value| value.parse().map(Some).map_err(|_| {
+                    invalid(key, value, "must be N/SECONDS: a positive count over a positive number of seconds (100/1)")
+                }),
+                setter { rate: crate::RateLimit => Some(rate) };
             /// Accepted for compatibility with the original sample; replies always use the session's encoding.
             encoding: asyncaproto::Encoding = asyncaproto::Encoding::Json, shown "`json`",
                 parse |key, value| value.parse().map_err(|_| invalid(key, value, "must be 'json' or 'ziproto'")),

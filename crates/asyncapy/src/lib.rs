@@ -73,6 +73,7 @@ pub mod filters;
 #[doc(hidden)]
 pub mod ini;
 mod ip_net;
+mod limits;
 pub mod keys;
 #[doc(hidden)]
 pub mod logging;
@@ -97,6 +98,7 @@ pub use dispatch::{Handler, Route};
 pub use extract::{Payload, State};
 pub use filters::{Check, Filter, FilterExt};
 pub use ip_net::{IpNet, IpNetError, IpNetErrorKind};
+pub use limits::{RateLimit, RateLimitError};
 pub use keys::ApiKeyFactory;
 pub use packet::{AsPayload, Packet};
 pub use reply::{Failure, HandlerError, IntoReply};

@@ -429,6 +429,7 @@ mod tests {
             #[cfg(feature = "tls")]
             tls: None,
             metrics: None,
+            rate: None,
         })
     }
 

@@ -68,6 +68,8 @@ pub(crate) struct ServerContext {
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     /// The server's metrics (`metrics_addr`).
     pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The per-client-IP rate limit (`rate_limit`).
+    pub(crate) rate: Option<crate::limits::LocalRate>,
 }
 
 /// Why a server could not start or stopped with an error.
@@ -592,6 +594,7 @@ impl Server {
             #[cfg(feature = "tls")]
             tls: tls.map(|tls| tls.acceptor()),
             metrics: endpoint.metrics,
+            rate: self.config.rate_limit.map(crate::limits::LocalRate::new),
             config: self.config,
         });
         let handle = ServerHandle {

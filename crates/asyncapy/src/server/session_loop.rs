@@ -314,6 +314,19 @@ impl<T: Transport> SessionLoop<T> {
             };
             drop(frame);
             let packet = Packet::new(map, encoding);
+            if let Some(rate) = &ctx.rate {
+                if !rate.allow(client.ip(), arrived.unwrap_or_else(Instant::now)) {
+                    info!("Rate limit reached for {}", client.ip());
+                    if let (Some(metrics), Some(arrived)) = (metrics, arrived) {
+                        metrics.refused(Refusal::RateLimited);
+                        let code = ErrorCode::RateLimited.as_str();
+                        metrics.request(None, Some(code), arrived.elapsed());
+                    }
+                    let code = FailureCode::Protocol(ErrorCode::RateLimited);
+                    self.state.queue_failure_code(code, encoding, false);
+                    continue;
+                }
+            }
             let mut dispatch = pin!(ctx.dispatcher.run_routed(&client, packet, &ctx.state));
             // Most handlers finish without waiting: only arm the handler
             // deadline for those that do.
@@ -553,6 +566,7 @@ mod tests {
             #[cfg(feature = "tls")]
             tls: None,
             metrics: None,
+            rate: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
