@@ -121,6 +121,21 @@ macro_rules! options {
                     invalid(key, value, "must be N/SECONDS: a positive count over a positive number of seconds (100/1)")
                 }),
                 setter { rate: crate::RateLimit => Some(rate) };
+            /// `redis://HOST:PORT[/DB]`: `session_limit` and `rate_limit` are kept there, shared by every server using it (feature `redis`).
+            /// See the README's "Running several instances".
+            limits_store: Option<String> = None, shown "none",
+                parse |key, value| {
+                    let v = value.trim();
+                    if !v.starts_with("redis://") {
+                        return Err(invalid(key, value, "must be a redis://HOST:PORT[/DB] URL"));
+                    }
+                    Ok(Some(v.to_owned()))
+                },
+                setter { url: impl Into<String> => Some(url.into()) };
+            /// When `limits_store` fails or is slow: `open` lets sessions and packets through, `closed` refuses them; each failure is logged and counted.
+            limits_fail: crate::LimitsFail = crate::LimitsFail::Open, shown "`open`",
+                parse |key, value| value.parse().map_err(|()| invalid(key, value, "must be 'open' or 'closed'")),
+                setter { value: crate::LimitsFail => value };
             /// Accepted for compatibility with the original sample; replies always use the session's encoding.
             encoding: asyncaproto::Encoding = asyncaproto::Encoding::Json, shown "`json`",
                 parse |key, value| value.parse().map_err(|_| invalid(key, value, "must be 'json' or 'ziproto'")),
@@ -588,6 +603,13 @@ impl Config {
                     .collect::<Vec<_>>()
                     .join(", "),
                 "is only used with proxy_protocol = true",
+            ));
+        }
+        if self.limits_store.is_some() && !cfg!(feature = "redis") {
+            return Err(invalid(
+                "limits_store",
+                self.limits_store.as_deref().unwrap_or_default(),
+                "this build has no shared limits (enable the `redis` feature of asyncapy)",
             ));
         }
         if self.metrics_addr.is_some() && !cfg!(feature = "metrics") {

@@ -98,7 +98,7 @@ pub use dispatch::{Handler, Route};
 pub use extract::{Payload, State};
 pub use filters::{Check, Filter, FilterExt};
 pub use ip_net::{IpNet, IpNetError, IpNetErrorKind};
-pub use limits::{RateLimit, RateLimitError};
+pub use limits::{LimitsFail, RateLimit, RateLimitError};
 pub use keys::ApiKeyFactory;
 pub use packet::{AsPayload, Packet};
 pub use reply::{Failure, HandlerError, IntoReply};

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 use uuid::Uuid;
 
+use crate::limits::SharedLimits;
 use crate::metrics::Metrics;
 use crate::packet::{AsPayload, Packet};
 use crate::reply::FailureCode;
@@ -518,6 +519,9 @@ pub(crate) struct Registry {
     /// The server's metrics (`metrics_addr`): the open sessions' gauge, and
     /// what handlers' filters count (key store failures).
     metrics: Option<Arc<Metrics>>,
+    /// The shared limits store, when `session_limit` is kept there: an
+    /// ended session's entry is freed through it.
+    shared: Option<Arc<SharedLimits>>,
 }
 
 /// A client IP already holds the most sessions it may.
@@ -535,7 +539,23 @@ impl Registry {
             max_outbox: defaults.max_outbox,
             send_timeout: defaults.timeout,
             metrics: None,
+            shared: None,
         }
+    }
+
+    /// Frees ended sessions' entries in `shared` (`session_limit` kept in
+    /// the limits store; the registry's own limit is then 0).
+    pub(crate) fn with_shared(mut self, shared: Option<Arc<SharedLimits>>) -> Registry {
+        self.shared = shared;
+        self
+    }
+
+    /// Every live session's client IP and id (for the store's heartbeat).
+    pub(crate) fn live(&self) -> Vec<(IpAddr, Uuid)> {
+        self.lock()
+            .iter()
+            .flat_map(|(ip, sessions)| sessions.values().map(move |state| (*ip, state.id)))
+            .collect()
     }
 
     /// Counts the open sessions in `metrics`.
@@ -630,6 +650,9 @@ impl Drop for RegistryGuard {
         }
         if let Some(metrics) = &self.registry.metrics {
             metrics.sessions(-1.0);
+        }
+        if let Some(shared) = &self.registry.shared {
+            shared.release(ip, self.state.id);
         }
     }
 }

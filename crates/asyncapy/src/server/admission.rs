@@ -220,12 +220,51 @@ impl<S: Transport> Incoming<S> {
     /// limit) and logs its start. The connection to run, with the span its
     /// lines go under; or, over the limit, the connection back to refuse.
     pub(super) fn admit(self, ctx: &Arc<ServerContext>) -> (Admission<S>, tracing::Span) {
+        let state = self.session_state(ctx);
+        self.admit_as(ctx, state, true)
+    }
+
+    /// As [`Incoming::admit`], with `session_limit` counted in the shared
+    /// limits store first when the server keeps it there (`limits_store`).
+    pub(super) async fn admit_shared(
+        self,
+        ctx: &Arc<ServerContext>,
+    ) -> (Admission<S>, tracing::Span) {
+        let state = self.session_state(ctx);
+        let limit = ctx.config.session_limit;
+        let within = match &ctx.shared {
+            Some(shared) if limit > 0 => {
+                let ip = self.client.ip();
+                shared
+                    .acquire(ip, state.id(), limit, ctx.metrics.as_deref())
+                    .await
+            }
+            _ => true,
+        };
+        self.admit_as(ctx, state, within)
+    }
+
+    /// The state of the session this connection would become.
+    fn session_state(&self, ctx: &ServerContext) -> Arc<SessionState> {
         let registry = ctx.shutdown.registry().clone();
-        let state = Arc::new(SessionState::new(self.client, ctx.codec, registry));
+        Arc::new(SessionState::new(self.client, ctx.codec, registry))
+    }
+
+    /// Registers `state` (within the local limit, and `within` the shared one).
+    fn admit_as(
+        self,
+        ctx: &Arc<ServerContext>,
+        state: Arc<SessionState>,
+        within: bool,
+    ) -> (Admission<S>, tracing::Span) {
         // At the ERROR level, the span is enabled whenever any line is logged:
         // at logging_level 30 the warnings still carry the session id.
         let span = tracing::error_span!("session", id = %state.id());
-        let Ok(registered) = ctx.shutdown.register(state.clone()) else {
+        let registered = match within {
+            true => ctx.shutdown.register(state.clone()).ok(),
+            false => None,
+        };
+        let Some(registered) = registered else {
             span.in_scope(|| warn!("Session limit reached for {}", self.client.ip()));
             if let Some(metrics) = &ctx.metrics {
                 metrics.refused(Refusal::SessionLimit);
@@ -258,7 +297,7 @@ impl<S: Transport> Incoming<S> {
     /// Admits the connection and runs its session to the end, on this task
     /// (or refuses it, over the per-IP limit).
     pub(super) async fn serve(self, ctx: &Arc<ServerContext>) {
-        match self.admit(ctx) {
+        match self.admit_shared(ctx).await {
             (Admission::Admitted(connection), span) => {
                 connection.run().instrument(span).await;
             }
@@ -309,6 +348,25 @@ pub(super) fn start_plain(
     tracker: &TaskTracker,
     incoming: Incoming<TcpStream>,
 ) {
+    if ctx.shared.is_some() && ctx.config.session_limit > 0 {
+        // Admission waits on the store: on a task of its own, which hands an
+        // admitted session to a small task as below.
+        let (ctx, sessions) = (ctx.clone(), tracker.clone());
+        tracker.spawn(async move {
+            match incoming.admit_shared(&ctx).await {
+                (Admission::Admitted(connection), span) => {
+                    sessions.spawn(plain_task(connection, span));
+                }
+                (Admission::OverLimit(refused), span) => {
+                    refused
+                        .refuse(&ctx, ErrorCode::SessionLimitReached)
+                        .instrument(span)
+                        .await;
+                }
+            }
+        });
+        return;
+    }
     match incoming.admit(ctx) {
         (Admission::Admitted(connection), span) => {
             tracker.spawn(plain_task(connection, span));
@@ -430,6 +488,7 @@ mod tests {
             tls: None,
             metrics: None,
             rate: None,
+            shared: None,
         })
     }
 

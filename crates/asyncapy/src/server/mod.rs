@@ -68,8 +68,11 @@ pub(crate) struct ServerContext {
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     /// The server's metrics (`metrics_addr`).
     pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
-    /// The per-client-IP rate limit (`rate_limit`).
+    /// The per-client-IP rate limit (`rate_limit`), in local memory.
     pub(crate) rate: Option<crate::limits::LocalRate>,
+    /// The shared limits store (`limits_store`): `rate_limit` and
+    /// `session_limit` are kept there instead.
+    pub(crate) shared: Option<Arc<crate::limits::SharedLimits>>,
 }
 
 /// Why a server could not start or stopped with an error.
@@ -568,11 +571,36 @@ impl Server {
                     .unwrap_or_default(),
                 source,
             })?;
+        let shared = match &self.config.limits_store {
+            Some(url) => Some(
+                crate::limits::SharedLimits::connect(url, self.config.limits_fail)
+                    .map_err(|e| ServerError::Setup(format!("limits_store: {e}").into()))?,
+            ),
+            None => None,
+        };
+        let shared_sessions = shared.clone().filter(|_| self.config.session_limit > 0);
+        let local_limit = match shared_sessions {
+            Some(_) => 0,
+            None => self.config.session_limit,
+        };
         let registry = Arc::new(
-            Registry::new(self.config.session_limit)
+            Registry::new(local_limit)
                 .with_outbox(self.config.max_outbox, self.config.timeout)
-                .with_metrics(endpoint.metrics.clone()),
+                .with_metrics(endpoint.metrics.clone())
+                .with_shared(shared_sessions.clone()),
         );
+        let heartbeat = shared_sessions.map(|shared| {
+            let (registry, metrics) = (registry.clone(), endpoint.metrics.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(crate::limits::HEARTBEAT);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let live = registry.live();
+                    shared.heartbeat(&live, metrics.as_deref()).await;
+                }
+            })
+        });
         let shutdown = Arc::new(Shutdown::new(registry));
         let permits = Arc::new(Semaphore::new(self.config.max_connections));
         #[cfg(feature = "tls")]
@@ -594,7 +622,11 @@ impl Server {
             #[cfg(feature = "tls")]
             tls: tls.map(|tls| tls.acceptor()),
             metrics: endpoint.metrics,
-            rate: self.config.rate_limit.map(crate::limits::LocalRate::new),
+            rate: match shared {
+                Some(_) => None,
+                None => self.config.rate_limit.map(crate::limits::LocalRate::new),
+            },
+            shared,
             config: self.config,
         });
         let handle = ServerHandle {
@@ -611,6 +643,9 @@ impl Server {
         let metrics_task = endpoint.task;
         let task = tokio::spawn(async move {
             run.await;
+            if let Some(heartbeat) = heartbeat {
+                heartbeat.abort();
+            }
             if let Some(metrics) = metrics_task {
                 metrics.abort();
                 // Its listener is closed once the aborted task is.

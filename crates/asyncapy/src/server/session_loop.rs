@@ -314,8 +314,15 @@ impl<T: Transport> SessionLoop<T> {
             };
             drop(frame);
             let packet = Packet::new(map, encoding);
-            if let Some(rate) = &ctx.rate {
-                if !rate.allow(client.ip(), arrived.unwrap_or_else(Instant::now)) {
+            let allowed = match (&ctx.rate, &ctx.shared, ctx.config.rate_limit) {
+                (Some(local), _, _) => {
+                    local.allow(client.ip(), arrived.unwrap_or_else(Instant::now))
+                }
+                (None, Some(shared), Some(rate)) => shared.allow(client.ip(), rate, metrics).await,
+                _ => true,
+            };
+            {
+                if !allowed {
                     info!("Rate limit reached for {}", client.ip());
                     if let (Some(metrics), Some(arrived)) = (metrics, arrived) {
                         metrics.refused(Refusal::RateLimited);
@@ -567,6 +574,7 @@ mod tests {
             tls: None,
             metrics: None,
             rate: None,
+            shared: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())

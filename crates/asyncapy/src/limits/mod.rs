@@ -11,6 +11,9 @@
 //!
 //! A packet over the rate is answered `ERR_RATE_LIMITED` and not handled;
 //! the session stays open.
+//!
+//! With `limits_store`, the rate and `session_limit` are kept in Redis and
+//! shared by every server pointing at it (`shared.rs`, feature `redis`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +23,58 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+#[cfg(feature = "redis")]
+mod shared;
+#[cfg(feature = "redis")]
+pub(crate) use shared::SharedLimits;
+#[cfg(feature = "redis")]
+pub(crate) use shared::HEARTBEAT;
+
+#[cfg(not(feature = "redis"))]
+mod unshared;
+#[cfg(not(feature = "redis"))]
+pub(crate) use unshared::{SharedLimits, HEARTBEAT};
+
+/// What a server does when the shared limits store (`limits_store`) fails or
+/// does not answer in time: let the session or packet through (`open`, the
+/// default) or refuse it (`closed`). Either way the failure is logged and
+/// counted.
+///
+/// ```
+/// use asyncapy::LimitsFail;
+/// assert_eq!("closed".parse::<LimitsFail>(), Ok(LimitsFail::Closed));
+/// assert_eq!(LimitsFail::default().to_string(), "open");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LimitsFail {
+    /// Let through.
+    #[default]
+    Open,
+    /// Refuse (`ERR_SESSION_LIMIT_REACHED`, `ERR_RATE_LIMITED`).
+    Closed,
+}
+
+impl FromStr for LimitsFail {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "open" => Ok(LimitsFail::Open),
+            "closed" => Ok(LimitsFail::Closed),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for LimitsFail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitsFail::Open => "open",
+            LimitsFail::Closed => "closed",
+        })
+    }
+}
 
 /// A rate: at most `count` packets per `period`, in bursts of up to `count`
 /// ([`Config::rate_limit`](crate::Config::rate_limit)).
