@@ -146,7 +146,20 @@ impl<P> Incoming<TcpStream, P> {
             return None;
         }
         let read = crate::proxy::read_header(&mut self.stream);
-        let (header, early) = bounded(ctx, peer, Refusal::Proxy, limit, read).await?;
+        let probe = |e: &crate::proxy::ReadError| e.is_probe();
+        let (header, mut early) = bounded(ctx, peer, Refusal::Proxy, limit, read, probe).await?;
+        if header.source.is_none() && early.is_empty() {
+            // LOCAL: the proxy's own connection, usually a health check that
+            // leaves at once. Its first read tells: one that leaves is not a
+            // session (logged at DEBUG only, and never counted against the
+            // proxy's address's session_limit).
+            let read = self.stream.read_buf(&mut early);
+            let n = bounded(ctx, peer, Refusal::Proxy, limit, read, |_| true).await?;
+            if n == 0 {
+                tracing::debug!("Health check from the proxy at {peer}");
+                return None;
+            }
+        }
         self.client = header.source.unwrap_or(peer);
         self.via = Some(peer);
         self.early = early;
@@ -198,7 +211,7 @@ impl<P> Incoming<TcpStream, P> {
             }
             return None;
         }
-        let stream = bounded(ctx, peer, Refusal::Tls, limit, accept).await?;
+        let stream = bounded(ctx, peer, Refusal::Tls, limit, accept, |_| false).await?;
         let (_, tls) = stream.get_ref();
         tracing::debug!(
             "TLS handshake from {peer} done: {:?}, {:?}",
@@ -427,13 +440,15 @@ pub(super) async fn refuse_busy(ctx: Arc<ServerContext>, incoming: Incoming<TcpS
 /// TLS handshake) for at most `limit`, and not past the start of a shutdown.
 /// A failure, a timeout or the shutdown is logged with the peer's address,
 /// and the connection is dropped: nothing of it is kept. A failure or a
-/// timeout is counted as a refusal for `reason`.
+/// timeout is counted as a refusal for `reason`; a `probe` (a health check
+/// that connects and leaves without a byte) is only logged at DEBUG.
 async fn bounded<T, E: std::fmt::Display>(
     ctx: &ServerContext,
     peer: SocketAddr,
     reason: Refusal,
     limit: Duration,
     step: impl Future<Output = Result<T, E>>,
+    probe: impl Fn(&E) -> bool,
 ) -> Option<T> {
     let what = match reason {
         Refusal::Tls => "TLS handshake",
@@ -452,6 +467,10 @@ async fn bounded<T, E: std::fmt::Display>(
         }
         done = tokio::time::timeout(limit, step) => match done {
             Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) if probe(&e) => {
+                tracing::debug!("Probe from {peer} (a health check?): {e}");
+                None
+            }
             Ok(Err(e)) => {
                 info!("{what} from {peer} failed: {e}");
                 refused();
