@@ -12,6 +12,9 @@
 #     scripts/test-python.sh builds the package into and runs pytest with;
 #   - redis-server (Debian package): the Redis key store tests start their own
 #     on a free loopback port, and fail, saying so, without it.
+#   - haproxy and nginx with its stream module (Debian packages): the
+#     load-balancer tests (tests/balancers.rs of asyncapy-cli) start their own
+#     in front of `asyncapy serve` instances, on free loopback ports.
 # Idempotent: cheap when everything is there. Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,21 +40,30 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q -r python/requirements-test.txt
 
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    missing+=(nginx)
+fi
+if [ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ] && ! nginx -V 2>&1 | grep -q -- '--with-stream[^=_]' ; then
+    missing+=(libnginx-mod-stream)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
         as_root=()
     elif command -v sudo >/dev/null 2>&1; then
         as_root=(sudo)
     else
-        echo "test-deps: redis-server is missing; as root: apt-get install redis-server" >&2
+        echo "test-deps: ${missing[*]} missing; as root: apt-get install ${missing[*]}" >&2
         exit 1
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "test-deps: redis-server is missing and there is no apt-get: install it with your package manager" >&2
+        echo "test-deps: ${missing[*]} missing and there is no apt-get: install them with your package manager" >&2
         exit 1
     fi
-    echo "test-deps: installing redis-server (apt-get)" >&2
+    echo "test-deps: installing ${missing[*]} (apt-get)" >&2
     "${as_root[@]}" apt-get update -qq
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     command -v redis-server >/dev/null
 fi

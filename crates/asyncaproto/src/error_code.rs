@@ -1,7 +1,8 @@
 //! The failure codes a server replies with, and the exact failure payload.
 //!
 //! A failure reply is an ordinary frame whose payload is
-//! `{"status": "failure", "error": CODE}`; the server closes the session after it.
+//! `{"status": "failure", "error": CODE}`; the server closes the session after
+//! it (all but `ERR_RATE_LIMITED`, which leaves the session open).
 //! The first four codes are the original AsyncAPY's; the others are ours, for
 //! situations the original left unanswered (PROTOCOL.md §7).
 
@@ -45,11 +46,16 @@ pub enum ErrorCode {
     /// `ERR_SERVER_BUSY` (ours): the server is at its connection limit; the new
     /// connection is answered and closed. Replied in JSON.
     ServerBusy,
+    /// `ERR_RATE_LIMITED` (ours): the client's IP sent packets faster than
+    /// `rate_limit` allows; the packet is not handled and the session stays
+    /// open (the client may slow down and go on). Replied in the session's
+    /// encoding.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::HeaderInvalid,
         ErrorCode::RequestMalformed,
         ErrorCode::TimedOut,
@@ -59,6 +65,7 @@ impl ErrorCode {
         ErrorCode::HandlerFailed,
         ErrorCode::ShuttingDown,
         ErrorCode::ServerBusy,
+        ErrorCode::RateLimited,
     ];
 
     /// The code as it appears on the wire, e.g. `"ERR_TIMED_OUT"`.
@@ -77,6 +84,7 @@ impl ErrorCode {
             ErrorCode::HandlerFailed => "ERR_HANDLER_FAILED",
             ErrorCode::ShuttingDown => "ERR_SHUTTING_DOWN",
             ErrorCode::ServerBusy => "ERR_SERVER_BUSY",
+            ErrorCode::RateLimited => "ERR_RATE_LIMITED",
         }
     }
 

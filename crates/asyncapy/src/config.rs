@@ -114,6 +114,28 @@ macro_rules! options {
             session_limit: usize = 0, shown "`0`",
                 parse |key, value| parse_int(key, value, "must be a number of sessions (0 for no limit)"),
                 setter { value: usize => value };
+            /// Packets per client IP: `N/SECONDS` (`100/1`), GCRA with bursts of N; a packet over it gets `ERR_RATE_LIMITED` (the session stays open).
+            /// Kept in memory, per server.
+            rate_limit: Option<crate::RateLimit> = None, shown "none",
+                parse |key, value| value.parse().map(Some).map_err(|_| {
+                    invalid(key, value, "must be N/SECONDS: a positive count over a positive number of seconds (100/1)")
+                }),
+                setter { rate: crate::RateLimit => Some(rate) };
+            /// `redis://HOST:PORT[/DB]`: `session_limit` and `rate_limit` are kept there, shared by every server using it (feature `redis`).
+            /// See the README's "Running several instances".
+            limits_store: Option<String> = None, shown "none",
+                parse |key, value| {
+                    let v = value.trim();
+                    if !v.starts_with("redis://") {
+                        return Err(invalid(key, value, "must be a redis://HOST:PORT[/DB] URL"));
+                    }
+                    Ok(Some(v.to_owned()))
+                },
+                setter { url: impl Into<String> => Some(url.into()) };
+            /// When `limits_store` fails or is slow: `open` lets sessions and packets through, `closed` refuses them; each failure is logged and counted.
+            limits_fail: crate::LimitsFail = crate::LimitsFail::Open, shown "`open`",
+                parse |key, value| value.parse().map_err(|()| invalid(key, value, "must be 'open' or 'closed'")),
+                setter { value: crate::LimitsFail => value };
             /// Accepted for compatibility with the original sample; replies always use the session's encoding.
             encoding: asyncaproto::Encoding = asyncaproto::Encoding::Json, shown "`json`",
                 parse |key, value| value.parse().map_err(|_| invalid(key, value, "must be 'json' or 'ziproto'")),
@@ -175,6 +197,13 @@ macro_rules! options {
                         "must be IP addresses or CIDR ranges, separated by commas",
                     )),
                 setter { ranges: impl IntoIterator<Item = crate::IpNet> => ranges.into_iter().collect() };
+            /// Address and port of the Prometheus metrics endpoint, `GET /metrics` (feature `metrics`; port 0 picks a free one).
+            /// See the README's metrics list.
+            metrics_addr: Option<std::net::SocketAddr> = None, shown "none",
+                parse |key, value| value.trim().parse().map(Some).map_err(|_| {
+                    invalid(key, value, "must be an IP address and a port (127.0.0.1:9100, [::1]:9100)")
+                }),
+                setter { addr: std::net::SocketAddr => Some(addr) };
             /// The INI file the options were loaded from (ignored inside an INI file).
             config: Option<std::path::PathBuf> = None, shown "none",
                 parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),
@@ -574,6 +603,20 @@ impl Config {
                     .collect::<Vec<_>>()
                     .join(", "),
                 "is only used with proxy_protocol = true",
+            ));
+        }
+        if self.limits_store.is_some() && !cfg!(feature = "redis") {
+            return Err(invalid(
+                "limits_store",
+                self.limits_store.as_deref().unwrap_or_default(),
+                "this build has no shared limits (enable the `redis` feature of asyncapy)",
+            ));
+        }
+        if self.metrics_addr.is_some() && !cfg!(feature = "metrics") {
+            return Err(invalid(
+                "metrics_addr",
+                &self.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
+                "this build has no metrics (enable the `metrics` feature of asyncapy)",
             ));
         }
         self.check_tls()

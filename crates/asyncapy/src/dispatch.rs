@@ -142,6 +142,8 @@ pub struct Route {
     group: i32,
     /// The state types the handler's arguments need.
     states: Vec<(TypeId, &'static str)>,
+    /// Its place among the frozen routes (group order): its metrics' index.
+    id: usize,
 }
 
 impl Route {
@@ -215,6 +217,18 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// The `outcome` label of the metrics: `None` for ok, else the code replied.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn failure_label(&self) -> Option<&str> {
+        Some(match self {
+            Outcome::Handled => return None,
+            Outcome::Unhandled => ErrorCode::NoHandler.as_str(),
+            Outcome::Malformed(_) => ErrorCode::RequestMalformed.as_str(),
+            Outcome::Failure(failure) => failure.code(),
+            Outcome::Failed(_) | Outcome::Panicked { .. } => ErrorCode::HandlerFailed.as_str(),
+        })
+    }
+
     /// Logs the outcome and returns the failure reply the client gets, and
     /// whether the session closes after it; `None` when nothing is owed.
     pub(crate) fn reply(&self) -> Option<(FailureCode<'_>, bool)> {
@@ -263,6 +277,7 @@ impl Dispatcher {
             filters: Vec::new(),
             group: 0,
             states,
+            id: 0,
         });
         let last = self.routes.len() - 1;
         &mut self.routes[last]
@@ -293,6 +308,18 @@ impl Dispatcher {
                 Err(i) => self.groups.insert(i, (route.group, vec![route])),
             }
         }
+        for (id, route) in self.groups.iter_mut().flat_map(|(_, r)| r).enumerate() {
+            route.id = id;
+        }
+    }
+
+    /// The frozen routes' names, by id.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn route_names(&self) -> impl Iterator<Item = &str> {
+        self.groups
+            .iter()
+            .flat_map(|(_, routes)| routes)
+            .map(|route| route.name.as_str())
     }
 
     /// Runs the packet through every group in order, as a session does: a
@@ -300,22 +327,44 @@ impl Dispatcher {
     /// ([`panic_report`](crate::panic_report)) and becomes
     /// [`Outcome::Panicked`].
     pub(crate) async fn run(&self, client: &Client, packet: Packet, state: &AppState) -> Outcome {
+        self.run_routed(client, packet, state).await.0
+    }
+
+    /// As [`Dispatcher::run`], with the id of the last route whose handler
+    /// ran (`None`: no handler ran), for the metrics.
+    pub(crate) async fn run_routed(
+        &self,
+        client: &Client,
+        packet: Packet,
+        state: &AppState,
+    ) -> (Outcome, Option<usize>) {
         use futures_util::FutureExt as _;
-        let dispatch = std::pin::pin!(self.dispatch(client, packet, state));
-        let caught = std::panic::AssertUnwindSafe(crate::panic_report::Reported(dispatch))
-            .catch_unwind()
-            .await;
-        match caught {
+        let mut ran = None;
+        let caught = {
+            let dispatch = std::pin::pin!(self.dispatch(client, packet, state, &mut ran));
+            std::panic::AssertUnwindSafe(crate::panic_report::Reported(dispatch))
+                .catch_unwind()
+                .await
+        };
+        let outcome = match caught {
             Ok(outcome) => outcome,
             Err(panic) => Outcome::Panicked {
                 message: crate::panic_report::message(&*panic).to_owned(),
                 location: crate::panic_report::take_location(),
             },
-        }
+        };
+        (outcome, ran)
     }
 
-    /// Runs the packet through every group in order (panics not caught).
-    async fn dispatch(&self, client: &Client, packet: Packet, state: &AppState) -> Outcome {
+    /// Runs the packet through every group in order (panics not caught);
+    /// `ran` is the last route whose handler ran.
+    async fn dispatch(
+        &self,
+        client: &Client,
+        packet: Packet,
+        state: &AppState,
+        ran: &mut Option<usize>,
+    ) -> Outcome {
         let mut handled = false;
         let mut refused = None;
         for (group, routes) in &self.groups {
@@ -354,6 +403,7 @@ impl Dispatcher {
             };
             tracing::debug!("Calling '{}' in group {group}", route.name);
             handled = true;
+            *ran = Some(route.id);
             match running.await.0 {
                 ReplyKind::Nothing => {}
                 ReplyKind::Send(map) => match client.send(&map).await {

@@ -73,9 +73,11 @@ pub mod filters;
 #[doc(hidden)]
 pub mod ini;
 mod ip_net;
+mod limits;
 pub mod keys;
 #[doc(hidden)]
 pub mod logging;
+mod metrics;
 mod packet;
 mod panic_report;
 pub mod proxy;
@@ -96,6 +98,7 @@ pub use dispatch::{Handler, Route};
 pub use extract::{Payload, State};
 pub use filters::{Check, Filter, FilterExt};
 pub use ip_net::{IpNet, IpNetError, IpNetErrorKind};
+pub use limits::{LimitsFail, RateLimit, RateLimitError};
 pub use keys::ApiKeyFactory;
 pub use packet::{AsPayload, Packet};
 pub use reply::{Failure, HandlerError, IntoReply};

@@ -409,6 +409,18 @@ pub(crate) enum ReadError {
     Io(#[from] std::io::Error),
 }
 
+impl ReadError {
+    /// Whether the peer connected and left without sending a byte (or reset
+    /// the connection): a load balancer's health check, or a port probe.
+    pub(crate) fn is_probe(&self) -> bool {
+        match self {
+            ReadError::Closed(0) => true,
+            ReadError::Io(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            _ => false,
+        }
+    }
+}
+
 /// Reads a PROXY header off `stream`: the header, and the bytes read past it
 /// (the client's first bytes). Never buffers more than [`MAX_HEADER_LEN`]
 /// plus one read's worth; the caller bounds the time.

@@ -16,6 +16,8 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 use uuid::Uuid;
 
+use crate::limits::SharedLimits;
+use crate::metrics::Metrics;
 use crate::packet::{AsPayload, Packet};
 use crate::reply::FailureCode;
 
@@ -343,6 +345,11 @@ impl Client {
         Client { state }
     }
 
+    /// The server's metrics, when it has them (`metrics_addr`).
+    pub(crate) fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.state.registry.metrics()
+    }
+
     /// The client's address (IP and port): the socket's peer, or behind a
     /// proxy speaking the PROXY protocol
     /// ([`Config::proxy_protocol`](crate::Config::proxy_protocol)), the client
@@ -509,6 +516,12 @@ pub(crate) struct Registry {
     max_outbox: usize,
     /// How long a send waits for room in a full outbox (the session timeout).
     send_timeout: Duration,
+    /// The server's metrics (`metrics_addr`): the open sessions' gauge, and
+    /// what handlers' filters count (key store failures).
+    metrics: Option<Arc<Metrics>>,
+    /// The shared limits store, when `session_limit` is kept there: an
+    /// ended session's entry is freed through it.
+    shared: Option<Arc<SharedLimits>>,
 }
 
 /// A client IP already holds the most sessions it may.
@@ -525,7 +538,35 @@ impl Registry {
             by_ip: Mutex::default(),
             max_outbox: defaults.max_outbox,
             send_timeout: defaults.timeout,
+            metrics: None,
+            shared: None,
         }
+    }
+
+    /// Frees ended sessions' entries in `shared` (`session_limit` kept in
+    /// the limits store; the registry's own limit is then 0).
+    pub(crate) fn with_shared(mut self, shared: Option<Arc<SharedLimits>>) -> Registry {
+        self.shared = shared;
+        self
+    }
+
+    /// Every live session's client IP and id (for the store's heartbeat).
+    pub(crate) fn live(&self) -> Vec<(IpAddr, Uuid)> {
+        self.lock()
+            .iter()
+            .flat_map(|(ip, sessions)| sessions.values().map(move |state| (*ip, state.id)))
+            .collect()
+    }
+
+    /// Counts the open sessions in `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Registry {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The server's metrics, when it has them.
+    pub(crate) fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
     }
 
     /// Sets the outbox bound of every session, and how long a send waits for
@@ -556,6 +597,9 @@ impl Registry {
             return Err(LimitReached);
         }
         sessions.insert(state.seq, state.clone());
+        if let Some(metrics) = &self.metrics {
+            metrics.sessions(1.0);
+        }
         Ok(RegistryGuard {
             registry: self.clone(),
             state,
@@ -603,6 +647,12 @@ impl Drop for RegistryGuard {
             if sessions.is_empty() {
                 by_ip.remove(&ip);
             }
+        }
+        if let Some(metrics) = &self.registry.metrics {
+            metrics.sessions(-1.0);
+        }
+        if let Some(shared) = &self.registry.shared {
+            shared.release(ip, self.state.id);
         }
     }
 }

@@ -7,6 +7,7 @@ use asyncaproto::Value;
 
 use super::{Check, Filter};
 use crate::keys::{ApiKeyFactory, KeyStore, KeyStoreError, MemoryKeyStore};
+use crate::metrics::Metrics;
 use crate::packet::Packet;
 use crate::session::Client;
 
@@ -82,19 +83,23 @@ impl<S: KeyStore + ?Sized> ApiKey<S> {
 }
 
 impl<S: KeyStore + ?Sized> Filter for ApiKey<S> {
-    fn check(&self, _: &Client, packet: &Packet) -> Check {
+    fn check(&self, client: &Client, packet: &Packet) -> Check {
         let Some(Value::Str(key)) = packet.get(&self.field) else {
             return Check::Fail;
         };
-        match self.factory.store_arc().get_now(key) {
-            Some(answer) => match authorised(answer) {
+        let store = self.factory.store_arc();
+        match store.get_now(key) {
+            Some(answer) => match authorised(answer, store.name(), client.metrics()) {
                 Some(info) => Check::pass_with(info),
                 None => Check::Fail,
             },
             None => {
-                let store = Arc::clone(self.factory.store_arc());
+                let store = Arc::clone(store);
                 let key = key.clone();
-                Check::later_with(async move { authorised(store.get(&key).await) })
+                let metrics = client.metrics().cloned();
+                Check::later_with(async move {
+                    authorised(store.get(&key).await, store.name(), metrics.as_ref())
+                })
             }
         }
     }
@@ -124,10 +129,19 @@ pub struct ApiKeyInfo {
     pub metadata: Value,
 }
 
-fn authorised(answer: Result<Option<Value>, KeyStoreError>) -> Option<ApiKeyInfo> {
+/// The key's metadata, or `None` (a failure of the store, named `store`, is
+/// logged and counted).
+fn authorised(
+    answer: Result<Option<Value>, KeyStoreError>,
+    store: &'static str,
+    metrics: Option<&Arc<Metrics>>,
+) -> Option<ApiKeyInfo> {
     match answer {
         Ok(metadata) => metadata.map(|metadata| ApiKeyInfo { metadata }),
         Err(e) => {
+            if let Some(metrics) = metrics {
+                metrics.key_store_error(store);
+            }
             tracing::warn!("API key check failed, packet refused: {e}");
             None
         }

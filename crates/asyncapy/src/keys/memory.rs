@@ -115,6 +115,10 @@ fn now<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
 }
 
 impl KeyStore for MemoryKeyStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
     fn insert<'a>(&'a self, key: &'a str, metadata: Value) -> StoreFuture<'a, bool> {
         let digest = self.digest(key);
         let mut keys = self.write();

@@ -361,6 +361,12 @@ pub trait KeyStore: Send + Sync + 'static {
     /// never both live, never neither.
     fn rename<'a>(&'a self, old: &'a str, new: &'a str) -> StoreFuture<'a, Rename>;
 
+    /// The store's name in the metrics (`asyncapy_key_store_errors_total{store}`):
+    /// `memory`, `sqlite`, `redis` for the stores of this crate, `custom` by default.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
     /// Whether `key` is live, if the store can tell without waiting; `None`
     /// (the default) when it needs I/O, and [`contains`](KeyStore::contains)
     /// is used instead.

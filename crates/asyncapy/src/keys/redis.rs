@@ -292,6 +292,10 @@ impl RedisKeyStore {
 }
 
 impl KeyStore for RedisKeyStore {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
     fn insert<'a>(&'a self, key: &'a str, metadata: Value) -> StoreFuture<'a, bool> {
         self.set(key, &metadata, "NX")
     }

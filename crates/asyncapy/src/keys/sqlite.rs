@@ -208,6 +208,10 @@ fn lookup(connection: &Connection, digest: &KeyDigest) -> Result<Option<String>,
 }
 
 impl KeyStore for SqliteKeyStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn insert<'a>(&'a self, key: &'a str, metadata: Value) -> StoreFuture<'a, bool> {
         let digest = digest(key);
         let text = match to_json(&metadata) {

@@ -40,6 +40,7 @@ use tracing::{info, warn, Instrument};
 use super::session_loop::{End, SessionLoop};
 use super::transport::{TlsStream, Transport};
 use super::ServerContext;
+use crate::metrics::Refusal;
 use crate::session::SessionState;
 
 /// How long the refusal of a connection over a limit may take.
@@ -139,10 +140,26 @@ impl<P> Incoming<TcpStream, P> {
         let trusted = &ctx.config.proxy_trusted;
         if !trusted.is_empty() && !trusted.iter().any(|net| net.contains(peer.ip())) {
             warn!("Connection from {peer} closed: not a trusted proxy (proxy_trusted)");
+            if let Some(metrics) = &ctx.metrics {
+                metrics.refused(Refusal::Proxy);
+            }
             return None;
         }
         let read = crate::proxy::read_header(&mut self.stream);
-        let (header, early) = bounded(ctx, peer, "PROXY header", limit, read).await?;
+        let probe = |e: &crate::proxy::ReadError| e.is_probe();
+        let (header, mut early) = bounded(ctx, peer, Refusal::Proxy, limit, read, probe).await?;
+        if header.source.is_none() && early.is_empty() {
+            // LOCAL: the proxy's own connection, usually a health check that
+            // leaves at once. Its first read tells: one that leaves is not a
+            // session (logged at DEBUG only, and never counted against the
+            // proxy's address's session_limit).
+            let read = self.stream.read_buf(&mut early);
+            let n = bounded(ctx, peer, Refusal::Proxy, limit, read, |_| true).await?;
+            if n == 0 {
+                tracing::debug!("Health check from the proxy at {peer}");
+                return None;
+            }
+        }
         self.client = header.source.unwrap_or(peer);
         self.via = Some(peer);
         self.early = early;
@@ -189,9 +206,12 @@ impl<P> Incoming<TcpStream, P> {
         });
         if let Err(e) = fed {
             info!("TLS handshake from {peer} failed: {e}");
+            if let Some(metrics) = &ctx.metrics {
+                metrics.refused(Refusal::Tls);
+            }
             return None;
         }
-        let stream = bounded(ctx, peer, "TLS handshake", limit, accept).await?;
+        let stream = bounded(ctx, peer, Refusal::Tls, limit, accept, |_| false).await?;
         let (_, tls) = stream.get_ref();
         tracing::debug!(
             "TLS handshake from {peer} done: {:?}, {:?}",
@@ -213,13 +233,55 @@ impl<S: Transport> Incoming<S> {
     /// limit) and logs its start. The connection to run, with the span its
     /// lines go under; or, over the limit, the connection back to refuse.
     pub(super) fn admit(self, ctx: &Arc<ServerContext>) -> (Admission<S>, tracing::Span) {
+        let state = self.session_state(ctx);
+        self.admit_as(ctx, state, true)
+    }
+
+    /// As [`Incoming::admit`], with `session_limit` counted in the shared
+    /// limits store first when the server keeps it there (`limits_store`).
+    pub(super) async fn admit_shared(
+        self,
+        ctx: &Arc<ServerContext>,
+    ) -> (Admission<S>, tracing::Span) {
+        let state = self.session_state(ctx);
+        let limit = ctx.config.session_limit;
+        let within = match &ctx.shared {
+            Some(shared) if limit > 0 => {
+                let ip = self.client.ip();
+                shared
+                    .acquire(ip, state.id(), limit, ctx.metrics.as_deref())
+                    .await
+            }
+            _ => true,
+        };
+        self.admit_as(ctx, state, within)
+    }
+
+    /// The state of the session this connection would become.
+    fn session_state(&self, ctx: &ServerContext) -> Arc<SessionState> {
         let registry = ctx.shutdown.registry().clone();
-        let state = Arc::new(SessionState::new(self.client, ctx.codec, registry));
+        Arc::new(SessionState::new(self.client, ctx.codec, registry))
+    }
+
+    /// Registers `state` (within the local limit, and `within` the shared one).
+    fn admit_as(
+        self,
+        ctx: &Arc<ServerContext>,
+        state: Arc<SessionState>,
+        within: bool,
+    ) -> (Admission<S>, tracing::Span) {
         // At the ERROR level, the span is enabled whenever any line is logged:
         // at logging_level 30 the warnings still carry the session id.
         let span = tracing::error_span!("session", id = %state.id());
-        let Ok(registered) = ctx.shutdown.register(state.clone()) else {
+        let registered = match within {
+            true => ctx.shutdown.register(state.clone()).ok(),
+            false => None,
+        };
+        let Some(registered) = registered else {
             span.in_scope(|| warn!("Session limit reached for {}", self.client.ip()));
+            if let Some(metrics) = &ctx.metrics {
+                metrics.refused(Refusal::SessionLimit);
+            }
             return (Admission::OverLimit(self), span);
         };
         span.in_scope(|| match self.via {
@@ -248,7 +310,7 @@ impl<S: Transport> Incoming<S> {
     /// Admits the connection and runs its session to the end, on this task
     /// (or refuses it, over the per-IP limit).
     pub(super) async fn serve(self, ctx: &Arc<ServerContext>) {
-        match self.admit(ctx) {
+        match self.admit_shared(ctx).await {
             (Admission::Admitted(connection), span) => {
                 connection.run().instrument(span).await;
             }
@@ -299,6 +361,25 @@ pub(super) fn start_plain(
     tracker: &TaskTracker,
     incoming: Incoming<TcpStream>,
 ) {
+    if ctx.shared.is_some() && ctx.config.session_limit > 0 {
+        // Admission waits on the store: on a task of its own, which hands an
+        // admitted session to a small task as below.
+        let (ctx, sessions) = (ctx.clone(), tracker.clone());
+        tracker.spawn(async move {
+            match incoming.admit_shared(&ctx).await {
+                (Admission::Admitted(connection), span) => {
+                    sessions.spawn(plain_task(connection, span));
+                }
+                (Admission::OverLimit(refused), span) => {
+                    refused
+                        .refuse(&ctx, ErrorCode::SessionLimitReached)
+                        .instrument(span)
+                        .await;
+                }
+            }
+        });
+        return;
+    }
     match incoming.admit(ctx) {
         (Admission::Admitted(connection), span) => {
             tracker.spawn(plain_task(connection, span));
@@ -355,17 +436,29 @@ pub(super) async fn refuse_busy(ctx: Arc<ServerContext>, incoming: Incoming<TcpS
     }
 }
 
-/// Runs one step of a connection's preamble (`what`: its PROXY header, its
+/// Runs one step of a connection's preamble (`step`: its PROXY header, its
 /// TLS handshake) for at most `limit`, and not past the start of a shutdown.
 /// A failure, a timeout or the shutdown is logged with the peer's address,
-/// and the connection is dropped: nothing of it is kept.
+/// and the connection is dropped: nothing of it is kept. A failure or a
+/// timeout is counted as a refusal for `reason`; a `probe` (a health check
+/// that connects and leaves without a byte) is only logged at DEBUG.
 async fn bounded<T, E: std::fmt::Display>(
     ctx: &ServerContext,
     peer: SocketAddr,
-    what: &str,
+    reason: Refusal,
     limit: Duration,
     step: impl Future<Output = Result<T, E>>,
+    probe: impl Fn(&E) -> bool,
 ) -> Option<T> {
+    let what = match reason {
+        Refusal::Tls => "TLS handshake",
+        _ => "PROXY header",
+    };
+    let refused = || {
+        if let Some(metrics) = &ctx.metrics {
+            metrics.refused(reason);
+        }
+    };
     tokio::select! {
         biased;
         () = ctx.shutdown.draining() => {
@@ -374,12 +467,18 @@ async fn bounded<T, E: std::fmt::Display>(
         }
         done = tokio::time::timeout(limit, step) => match done {
             Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) if probe(&e) => {
+                tracing::debug!("Probe from {peer} (a health check?): {e}");
+                None
+            }
             Ok(Err(e)) => {
                 info!("{what} from {peer} failed: {e}");
+                refused();
                 None
             }
             Err(_) => {
                 info!("{what} from {peer} timed out after {limit:?}");
+                refused();
                 None
             }
         },
@@ -406,6 +505,9 @@ mod tests {
             permits: Arc::new(Semaphore::new(1)),
             #[cfg(feature = "tls")]
             tls: None,
+            metrics: None,
+            rate: None,
+            shared: None,
         })
     }
 

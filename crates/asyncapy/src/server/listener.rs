@@ -44,8 +44,14 @@ pub(super) async fn run(
             }
         };
         let _ = stream.set_nodelay(true);
+        if let Some(metrics) = &ctx.metrics {
+            metrics.connection();
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             warn!("Connection limit reached, refusing {peer}");
+            if let Some(metrics) = &ctx.metrics {
+                metrics.refused(crate::metrics::Refusal::Busy);
+            }
             tracker.spawn(refuse_busy(
                 ctx.clone(),
                 Incoming::accepted(stream, peer, ()),

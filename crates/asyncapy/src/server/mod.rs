@@ -66,6 +66,13 @@ pub(crate) struct ServerContext {
     /// Set when the server speaks TLS: every connection starts with a handshake.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The server's metrics (`metrics_addr`).
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The per-client-IP rate limit (`rate_limit`), in local memory.
+    pub(crate) rate: Option<crate::limits::LocalRate>,
+    /// The shared limits store (`limits_store`): `rate_limit` and
+    /// `session_limit` are kept there instead.
+    pub(crate) shared: Option<Arc<crate::limits::SharedLimits>>,
 }
 
 /// Why a server could not start or stopped with an error.
@@ -554,10 +561,46 @@ impl Server {
             addr: target,
             source,
         })?;
+        let endpoint = crate::metrics::start(self.config.metrics_addr, dispatcher.route_names())
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: self
+                    .config
+                    .metrics_addr
+                    .map(|addr| addr.to_string())
+                    .unwrap_or_default(),
+                source,
+            })?;
+        let shared = match &self.config.limits_store {
+            Some(url) => Some(
+                crate::limits::SharedLimits::connect(url, self.config.limits_fail)
+                    .map_err(|e| ServerError::Setup(format!("limits_store: {e}").into()))?,
+            ),
+            None => None,
+        };
+        let shared_sessions = shared.clone().filter(|_| self.config.session_limit > 0);
+        let local_limit = match shared_sessions {
+            Some(_) => 0,
+            None => self.config.session_limit,
+        };
         let registry = Arc::new(
-            Registry::new(self.config.session_limit)
-                .with_outbox(self.config.max_outbox, self.config.timeout),
+            Registry::new(local_limit)
+                .with_outbox(self.config.max_outbox, self.config.timeout)
+                .with_metrics(endpoint.metrics.clone())
+                .with_shared(shared_sessions.clone()),
         );
+        let heartbeat = shared_sessions.map(|shared| {
+            let (registry, metrics) = (registry.clone(), endpoint.metrics.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(crate::limits::HEARTBEAT);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let live = registry.live();
+                    shared.heartbeat(&live, metrics.as_deref()).await;
+                }
+            })
+        });
         let shutdown = Arc::new(Shutdown::new(registry));
         let permits = Arc::new(Semaphore::new(self.config.max_connections));
         #[cfg(feature = "tls")]
@@ -578,6 +621,12 @@ impl Server {
             permits: permits.clone(),
             #[cfg(feature = "tls")]
             tls: tls.map(|tls| tls.acceptor()),
+            metrics: endpoint.metrics,
+            rate: match shared {
+                Some(_) => None,
+                None => self.config.rate_limit.map(crate::limits::LocalRate::new),
+            },
+            shared,
             config: self.config,
         });
         let handle = ServerHandle {
@@ -590,9 +639,22 @@ impl Server {
         for ready in self.ready {
             ready(local_addr).map_err(ServerError::Setup)?;
         }
-        let task = tokio::spawn(listener::run(listener, ctx, tracker, self.shutdown));
+        let run = listener::run(listener, ctx, tracker, self.shutdown);
+        let metrics_task = endpoint.task;
+        let task = tokio::spawn(async move {
+            run.await;
+            if let Some(heartbeat) = heartbeat {
+                heartbeat.abort();
+            }
+            if let Some(metrics) = metrics_task {
+                metrics.abort();
+                // Its listener is closed once the aborted task is.
+                let _ = metrics.await;
+            }
+        });
         Ok(RunningServer {
             local_addr,
+            metrics_addr: endpoint.addr,
             handle,
             task,
         })
@@ -643,6 +705,7 @@ pub fn runtime(workers: usize) -> io::Result<tokio::runtime::Runtime> {
 /// A bound, serving server.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     handle: ServerHandle,
     task: JoinHandle<()>,
 }
@@ -651,6 +714,12 @@ impl RunningServer {
     /// The address the listener is bound to (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `GET /metrics` is served on (`metrics_addr`, with the
+    /// real port when 0 was asked); `None` without metrics.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// A handle to stop the server or inspect it from elsewhere.

@@ -35,6 +35,7 @@ use tokio::time::{sleep_until, Instant, Sleep};
 use tracing::{debug, info, warn};
 
 use crate::dispatch::Outcome;
+use crate::metrics::Refusal;
 use crate::packet::Packet;
 use crate::reply::FailureCode;
 use crate::server::transport::{poll_read_more, Transport};
@@ -145,6 +146,9 @@ impl<T: Transport> SessionLoop<T> {
         let end = 'session: {
             // Bytes that arrived with a PROXY header are handled before any wait.
             if !self.rbuf.is_empty() {
+                if let Some(metrics) = &self.ctx.metrics {
+                    metrics.received(self.rbuf.len());
+                }
                 let wake = Wake::Input(Ok(self.rbuf.len()));
                 if let Some(end) = Box::pin(self.on_wake(wake)).await {
                     break 'session end;
@@ -187,6 +191,9 @@ impl<T: Transport> SessionLoop<T> {
                 poll_read_more(&mut self.stream, &mut self.rbuf, self.read_size, cx)
             {
                 if let Ok(n) = read {
+                    if let Some(metrics) = &self.ctx.metrics {
+                        metrics.received(n);
+                    }
                     // A read that filled all the room there was: more is probably
                     // waiting, so read more at a time (up to MAX_READ_SIZE).
                     if n >= self.read_size {
@@ -274,6 +281,10 @@ impl<T: Transport> SessionLoop<T> {
         let period = ctx.config.timeout;
         let client = Client::new(self.state.clone());
         let mut got_packet = false;
+        // Every frame of the batch was complete when it was read: the time a
+        // packet spends counts from here (read only when metrics are kept).
+        let metrics = ctx.metrics.as_deref();
+        let arrived = metrics.map(|_| Instant::now());
         loop {
             if self.state.is_closing() {
                 break;
@@ -303,7 +314,27 @@ impl<T: Transport> SessionLoop<T> {
             };
             drop(frame);
             let packet = Packet::new(map, encoding);
-            let mut dispatch = pin!(ctx.dispatcher.run(&client, packet, &ctx.state));
+            let allowed = match (&ctx.rate, &ctx.shared, ctx.config.rate_limit) {
+                (Some(local), _, _) => {
+                    local.allow(client.ip(), arrived.unwrap_or_else(Instant::now))
+                }
+                (None, Some(shared), Some(rate)) => shared.allow(client.ip(), rate, metrics).await,
+                _ => true,
+            };
+            {
+                if !allowed {
+                    info!("Rate limit reached for {}", client.ip());
+                    if let (Some(metrics), Some(arrived)) = (metrics, arrived) {
+                        metrics.refused(Refusal::RateLimited);
+                        let code = ErrorCode::RateLimited.as_str();
+                        metrics.request(None, Some(code), arrived.elapsed());
+                    }
+                    let code = FailureCode::Protocol(ErrorCode::RateLimited);
+                    self.state.queue_failure_code(code, encoding, false);
+                    continue;
+                }
+            }
+            let mut dispatch = pin!(ctx.dispatcher.run_routed(&client, packet, &ctx.state));
             // Most handlers finish without waiting: only arm the handler
             // deadline for those that do.
             let outcome = match futures_util::poll!(dispatch.as_mut()) {
@@ -320,7 +351,7 @@ impl<T: Transport> SessionLoop<T> {
                             outcome = &mut dispatch => break Some(outcome),
                             () = poll_fn(|cx| state.poll_abort(cx)) => return Some(End::Aborted),
                             () = &mut self.deadline => break None,
-                            written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since) => {
+                            written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since, metrics) => {
                                 if let Err(e) = written {
                                     debug!("Write failed: {e}");
                                     return Some(End::Broken);
@@ -332,10 +363,16 @@ impl<T: Transport> SessionLoop<T> {
                     outcome
                 }
             };
-            let Some(outcome) = outcome else {
+            let Some((outcome, route)) = outcome else {
                 warn!("Handler timed out after {period:?}");
+                if let (Some(metrics), Some(arrived)) = (metrics, arrived) {
+                    metrics.request(None, Some(ErrorCode::TimedOut.as_str()), arrived.elapsed());
+                }
                 return Some(self.fail(ErrorCode::TimedOut, encoding).await);
             };
+            if let (Some(metrics), Some(arrived)) = (metrics, arrived) {
+                metrics.request(route, outcome.failure_label(), arrived.elapsed());
+            }
             if let Outcome::Handled = outcome {
                 continue;
             }
@@ -382,6 +419,9 @@ impl<T: Transport> SessionLoop<T> {
 
     /// Writes what handlers queued, then the failure reply, and ends the session.
     async fn fail(&mut self, code: ErrorCode, encoding: Encoding) -> End {
+        if let (Some(metrics), Some(reason)) = (&self.ctx.metrics, Refusal::of(code)) {
+            metrics.refused(reason);
+        }
         self.state.queue_failure(code, encoding);
         match self.flush().await {
             Ok(()) => End::Failed(code),
@@ -421,6 +461,9 @@ impl<T: Transport> SessionLoop<T> {
                 }
             }
         };
+        if let (Ok(()), Some(metrics)) = (&written, &self.ctx.metrics) {
+            metrics.sent(self.wbuf.len());
+        }
         self.wbuf.clear();
         self.stalled_since = None;
         if self.wbuf.capacity() > KEEP_BUFFER_UP_TO {
@@ -470,6 +513,7 @@ async fn write_some<T: Transport>(
     wbuf: &mut BytesMut,
     state: &SessionState,
     stalled_since: &mut Option<Instant>,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> io::Result<()> {
     if wbuf.is_empty() {
         poll_fn(|cx| state.poll_output(cx)).await;
@@ -480,8 +524,12 @@ async fn write_some<T: Transport>(
     }
     // The clock runs from here until the peer takes some of it.
     stalled_since.get_or_insert_with(Instant::now);
-    if stream.write_buf(wbuf).await? == 0 {
+    let n = stream.write_buf(wbuf).await?;
+    if n == 0 {
         return Err(io::ErrorKind::WriteZero.into());
+    }
+    if let Some(metrics) = metrics {
+        metrics.sent(n);
     }
     *stalled_since = (!wbuf.is_empty()).then(Instant::now);
     if wbuf.is_empty() {
@@ -524,6 +572,9 @@ mod tests {
             permits: Arc::new(Semaphore::new(1)),
             #[cfg(feature = "tls")]
             tls: None,
+            metrics: None,
+            rate: None,
+            shared: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())

@@ -1,0 +1,447 @@
+//! `asyncapy serve` instances behind real load balancers, sharing one real
+//! `redis-server` through `limits_store`: HAProxy (`mode tcp`, round robin,
+//! `send-proxy-v2`, health checks on the traffic port) and nginx (the stream
+//! module, `proxy_protocol on`, v1). Each test starts its own Redis, servers
+//! and balancer on free loopback ports and stops them when it ends.
+//!
+//! `haproxy`, `nginx` (with `libnginx-mod-stream`) and `redis-server` must be
+//! installed: `scripts/test-deps.sh`.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../asyncapy/tests/key_stores/redis_server.rs"]
+mod redis_server;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis_server::RedisServer;
+use serde_json::{json, Value};
+use support::{Lines, PATIENCE};
+
+/// A free loopback port (bound, read, released: the process that gets it
+/// next binds it at once).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An `asyncapy serve` behind the balancer: its address, its metrics
+/// address, its log.
+struct Instance {
+    child: Child,
+    addr: String,
+    metrics: String,
+    log: Lines,
+}
+
+impl Instance {
+    fn start(redis: &RedisServer, extra: &[&str]) -> Instance {
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let url = redis.url();
+        let mut args = vec![
+            "--proxy-protocol",
+            "--proxy-trusted",
+            "127.0.0.1",
+            "--limits-store",
+            &url,
+            "--metrics-addr",
+            &metrics,
+        ];
+        args.extend_from_slice(extra);
+        let mut started = support::serve(&args, 0, true);
+        let log = Lines::read(started.child.stderr.take().unwrap());
+        Instance {
+            child: started.child,
+            addr: started.addr,
+            metrics,
+            log,
+        }
+    }
+
+    fn port(&self) -> &str {
+        self.addr.rsplit_once(':').unwrap().1
+    }
+
+    /// The value of the sample `series` in a scrape of `GET /metrics`.
+    fn metric(&self, series: &str) -> f64 {
+        let mut stream = TcpStream::connect(&self.metrics).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text.lines()
+            .filter_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .find_map(|value| value.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A load balancer process of the test's own, in a temporary directory.
+struct Balancer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Balancer {
+    /// HAProxy, round robin over `backends`, PROXY v2, TCP health checks on
+    /// the traffic port every 100 ms.
+    fn haproxy(backends: &[&Instance]) -> Balancer {
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                format!(
+                    "    server s{i} {} send-proxy-v2 check inter 100ms fall 2 rise 2\n",
+                    b.addr
+                )
+            })
+            .collect();
+        let config = format!(
+            "global\n    maxconn 1000\n\
+             defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    \
+             retries 3\n    option redispatch\n\
+             frontend front\n    bind 127.0.0.1:{port}\n    default_backend servers\n\
+             backend servers\n    balance roundrobin\n{servers}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy is installed (scripts/test-deps.sh)");
+        Balancer::ready(child, port, dir)
+    }
+
+    /// nginx's stream module, round robin over `backends`, PROXY v1.
+    fn nginx(backends: &[&Instance]) -> Balancer {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let servers: String = backends
+            .iter()
+            .map(|b| format!("        server {};\n", b.addr))
+            .collect();
+        let module = Path::new("/usr/lib/nginx/modules/ngx_stream_module.so");
+        let load = if module.exists() {
+            format!("load_module {};\n", module.display())
+        } else {
+            String::new()
+        };
+        let d = dir.path().display();
+        let config = format!(
+            "{load}daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             stream {{\n    upstream servers {{\n{servers}    }}\n    \
+             server {{\n        listen 127.0.0.1:{port};\n        proxy_pass servers;\n        proxy_protocol on;\n    }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx is installed (scripts/test-deps.sh)");
+        Balancer::ready(child, port, dir)
+    }
+
+    /// Waits until the balancer listens (seen in /proc/net/tcp: a test
+    /// connection would be relayed to a server, and count as a session).
+    fn ready(mut child: Child, port: u16, dir: tempfile::TempDir) -> Balancer {
+        let deadline = Instant::now() + PATIENCE;
+        let listening = format!("0100007F:{port:04X} 00000000:0000 0A");
+        while !std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .contains(&listening)
+        {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the balancer exited with {status}");
+            }
+            assert!(Instant::now() < deadline, "the balancer did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Balancer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JSON packet, framed with the default header (4 bytes, big endian).
+fn frame(payload: &Value) -> Vec<u8> {
+    let body = payload.to_string();
+    let mut frame = ((body.len() + 2) as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&[22, 0]);
+    frame.extend_from_slice(body.as_bytes());
+    frame
+}
+
+/// The next reply on `stream`, `None` when it closed.
+fn read_reply(stream: &mut TcpStream) -> Option<Value> {
+    let mut head = [0u8; 6];
+    stream.read_exact(&mut head).ok()?;
+    let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+    let mut body = vec![0u8; len - 2];
+    stream.read_exact(&mut body).unwrap();
+    Some(serde_json::from_slice(&body).unwrap())
+}
+
+/// A session through the balancer: connected, one echo answered; or the
+/// failure code it was refused with.
+fn session(port: u16) -> Result<TcpStream, String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let hello = json!({"hello": 1});
+    stream.write_all(&frame(&hello)).unwrap();
+    match read_reply(&mut stream) {
+        Some(reply) if reply == hello => Ok(stream),
+        Some(reply) => Err(reply["error"].as_str().unwrap_or("?").to_owned()),
+        None => Err("closed".to_owned()),
+    }
+}
+
+/// Fires `n` pipelined echoes on `stream`: (echoes, ERR_RATE_LIMITED).
+fn fire(mut stream: TcpStream, n: usize) -> (usize, usize) {
+    let frames: Vec<u8> = (0..n).flat_map(|i| frame(&json!({"n": i}))).collect();
+    stream.write_all(&frames).unwrap();
+    let (mut echoed, mut limited) = (0, 0);
+    for _ in 0..n {
+        let reply = read_reply(&mut stream).expect("a reply");
+        match reply["error"].as_str() {
+            Some("ERR_RATE_LIMITED") => limited += 1,
+            Some(other) => panic!("unexpected {other}"),
+            None => echoed += 1,
+        }
+    }
+    (echoed, limited)
+}
+
+/// Until `deadline`: a session that gets in.
+fn session_within(port: u16, within: Duration) -> TcpStream {
+    let deadline = Instant::now() + within;
+    loop {
+        match session(port) {
+            Ok(stream) => return stream,
+            Err(code) => assert!(Instant::now() < deadline, "still refused: {code}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The issue's check: two instances behind HAProxy (PROXY v2, round robin)
+/// share one Redis; `session_limit = 2` holds across them, a freed slot is
+/// usable within 2 s, and the metrics show it; the client address is the
+/// one seen through the proxy; health checks are not logged as failures.
+#[test]
+fn haproxy_session_limit_across_instances_metrics_and_health_checks() {
+    let redis = RedisServer::start();
+    let mut a = Instance::start(&redis, &["--session-limit", "2"]);
+    let b = Instance::start(&redis, &["--session-limit", "2"]);
+    let haproxy = Balancer::haproxy(&[&a, &b]);
+    let first = session(haproxy.port).unwrap();
+    let _second = session(haproxy.port).unwrap();
+    // The third, whichever instance it reaches (round robin: try both).
+    for _ in 0..2 {
+        assert_eq!(
+            session(haproxy.port).err().as_deref(),
+            Some("ERR_SESSION_LIMIT_REACHED")
+        );
+    }
+    drop(first);
+    let freed = Instant::now();
+    let _third = session_within(haproxy.port, Duration::from_secs(2));
+    assert!(freed.elapsed() < Duration::from_secs(2));
+
+    let requests: f64 = [&a, &b]
+        .iter()
+        .map(|i| i.metric(r#"asyncapy_requests_total{handler="echo",outcome="ok"}"#))
+        .sum();
+    assert!(requests >= 3.0, "{requests} requests counted");
+    let refused: f64 = [&a, &b]
+        .iter()
+        .map(|i| i.metric(r#"asyncapy_refused_total{reason="session_limit"}"#))
+        .sum();
+    assert!(refused >= 2.0, "{refused} session_limit refusals counted");
+
+    // The client seen through the proxy is the test's own address.
+    let line = a
+        .log
+        .wait_for("a proxied session", |l| l.contains("New session started"));
+    assert!(
+        line.contains("from 127.0.0.1:") && line.contains("through the proxy at 127.0.0.1:"),
+        "{line}"
+    );
+    // Health checks (every 100 ms) have come and gone, and none is a failure.
+    let checks_seen = Instant::now();
+    while checks_seen.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(a.metric(r#"asyncapy_refused_total{reason="proxy"}"#), 0.0);
+    assert!(
+        a.metric("asyncapy_connections_total") >= 5.0,
+        "health checks reach the server"
+    );
+    drop(haproxy);
+    support::signal(a.child.id(), "TERM");
+    let lines = a.log.until_end();
+    let failures: Vec<&String> = lines
+        .iter()
+        .filter(|l| {
+            l.contains("PROXY header")
+                || l.contains("[ERROR]")
+                || l.contains("[WARNING]") && !l.contains("Session limit")
+        })
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn haproxy_rate_limit_across_instances() {
+    let redis = RedisServer::start();
+    let a = Instance::start(&redis, &["--rate-limit", "20/1"]);
+    let b = Instance::start(&redis, &["--rate-limit", "20/1"]);
+    let haproxy = Balancer::haproxy(&[&a, &b]);
+    let streams: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let stream = TcpStream::connect(("127.0.0.1", haproxy.port)).unwrap();
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            stream
+        })
+        .collect();
+    let fired: Vec<_> = streams
+        .into_iter()
+        .map(|stream| std::thread::spawn(move || fire(stream, 30)))
+        .collect();
+    let (mut echoed, mut limited) = (0, 0);
+    for thread in fired {
+        let (e, l) = thread.join().unwrap();
+        echoed += e;
+        limited += l;
+    }
+    assert!(echoed <= 35, "{echoed} echoes");
+    assert!(limited >= 1, "{limited} refusals");
+    let counted: f64 = [&a, &b]
+        .iter()
+        .map(|i| i.metric(r#"asyncapy_refused_total{reason="rate_limited"}"#))
+        .sum();
+    assert_eq!(counted as usize, limited);
+}
+
+#[test]
+fn haproxy_takes_a_killed_instance_out_and_redis_can_restart_under_load() {
+    let mut redis = RedisServer::start();
+    let mut a = Instance::start(&redis, &["--session-limit", "50"]);
+    let b = Instance::start(&redis, &["--session-limit", "50"]);
+    let haproxy = Balancer::haproxy(&[&a, &b]);
+    for _ in 0..4 {
+        drop(session(haproxy.port).unwrap());
+    }
+    // A dies without cleaning up: every new session is served by B.
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    for _ in 0..20 {
+        let mut stream = session_within(haproxy.port, Duration::from_secs(2));
+        let (echoed, _) = {
+            let probe = json!({"again": true});
+            stream.write_all(&frame(&probe)).unwrap();
+            (read_reply(&mut stream) == Some(probe), ())
+        };
+        assert!(echoed);
+    }
+    // Redis stops under load, and comes back: sessions go on (limits_fail =
+    // open), and the limit holds again afterwards.
+    let load = std::thread::spawn({
+        let port = haproxy.port;
+        move || {
+            let mut served = 0;
+            let until = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < until {
+                if let Ok(stream) = session(port) {
+                    served += 1;
+                    drop(stream);
+                }
+            }
+            served
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    redis.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.restart();
+    let served = load.join().unwrap();
+    assert!(served > 0);
+    assert!(b.metric("asyncapy_limits_store_errors_total") >= 1.0);
+    let held: Vec<TcpStream> = (0..50)
+        .map(|_| session_within(haproxy.port, Duration::from_secs(5)))
+        .collect();
+    assert_eq!(
+        session(haproxy.port).err().as_deref(),
+        Some("ERR_SESSION_LIMIT_REACHED")
+    );
+    drop(held);
+}
+
+#[test]
+fn nginx_proxy_protocol_v1_and_shared_session_limit() {
+    let redis = RedisServer::start();
+    let mut a = Instance::start(&redis, &["--session-limit", "2"]);
+    let b = Instance::start(&redis, &["--session-limit", "2"]);
+    let nginx = Balancer::nginx(&[&a, &b]);
+    let first = session(nginx.port).unwrap();
+    let _second = session(nginx.port).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            session(nginx.port).err().as_deref(),
+            Some("ERR_SESSION_LIMIT_REACHED")
+        );
+    }
+    drop(first);
+    let _third = session_within(nginx.port, Duration::from_secs(2));
+    let line = a
+        .log
+        .wait_for("a proxied session", |l| l.contains("New session started"));
+    assert!(
+        line.contains("from 127.0.0.1:") && line.contains("through the proxy"),
+        "{line}"
+    );
+    assert!(a.port() != b.port());
+}

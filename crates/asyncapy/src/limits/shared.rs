@@ -1,0 +1,250 @@
+//! Limits shared by every server that points at one Redis (`limits_store =
+//! redis://HOST:PORT[/DB]`, feature `redis`): `session_limit` counts a client
+//! IP's sessions on all of them, `rate_limit` its packets.
+//!
+//! Every operation is one Lua script (atomic, one round trip) under
+//! [`TIMEOUT`], on one reconnecting connection; the clock is Redis's own
+//! (`TIME`), so the servers' clocks need not agree.
+//!
+//! - Sessions: a sorted set per IP, `{prefix}sessions:{ip}`, of session ids
+//!   scored by their expiry. Admission drops the expired entries, counts the
+//!   rest, and adds the newcomer if there is room. Each server refreshes its
+//!   live sessions' entries every [`HEARTBEAT`] (`ZADD XX`: a closed session
+//!   is not brought back), so the entries of a server that dies without
+//!   cleaning up expire within [`SESSION_TTL`]. A session that ends removes
+//!   its entry at once (on a background task: the end of a session never
+//!   waits on Redis).
+//! - Rate: one GCRA theoretical arrival time per IP, `{prefix}rate:{ip}`, in
+//!   microseconds of Redis's clock, expiring when it is in the past.
+//!
+//! When Redis fails or is slow, `limits_fail` decides: `open` (the default)
+//! lets the session or packet through, `closed` refuses it. Each failure is
+//! logged and counted (`asyncapy_limits_store_errors_total`); the connection
+//! reconnects by itself, so Redis coming back is picked up without a restart.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{LimitsFail, RateLimit};
+use crate::metrics::Metrics;
+
+/// How long one operation may take.
+pub(crate) const TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a session's entry lives without a heartbeat.
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(15);
+/// How often a server refreshes its sessions' entries.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5);
+
+const PREFIX: &str = "asyncapy:limits:";
+
+/// KEYS[1] the IP's set; ARGV: session id, limit, TTL (ms). 1: admitted.
+const ACQUIRE: &str = "
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+";
+
+/// KEYS: the sets; ARGV[1] TTL (ms), then one session id per key.
+const HEARTBEAT_SCRIPT: &str = "
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
+  redis.call('PEXPIRE', key, ttl)
+end
+return #KEYS
+";
+
+/// KEYS[1] the IP's TAT; ARGV: emission interval, tolerance (µs). 1: allowed.
+const GCRA: &str = "
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if tat - now > tonumber(ARGV[2]) then return 0 end
+local new = tat + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now) / 1000) + 1)
+return 1
+";
+
+/// The shared limits of one server.
+pub(crate) struct SharedLimits {
+    redis: Redis,
+    fail: LimitsFail,
+    /// Sessions ended, whose entries the background task removes.
+    releases: mpsc::UnboundedSender<(IpAddr, Uuid)>,
+}
+
+impl SharedLimits {
+    /// Connects (lazily: a Redis that is down at start is not an error) to
+    /// `url`, and starts the task that removes ended sessions' entries, on
+    /// the current runtime.
+    pub(crate) fn connect(url: &str, fail: LimitsFail) -> Result<Arc<SharedLimits>, String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let address = client.get_connection_info().addr().to_string();
+        let internal = TIMEOUT + Duration::from_millis(250);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(internal))
+            .set_response_timeout(Some(internal))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(200));
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
+        let (releases, mut ended) = mpsc::unbounded_channel::<(IpAddr, Uuid)>();
+        let redis = Redis {
+            connection,
+            address,
+        };
+        // The task holds the connection, not the limits: it ends when the
+        // server (every sender) is gone.
+        let worker = redis.clone();
+        tokio::spawn(async move {
+            while let Some((ip, id)) = ended.recv().await {
+                let command = redis::cmd("ZREM")
+                    .arg(sessions_key(ip))
+                    .arg(id.to_string())
+                    .to_owned();
+                if let Err(e) = worker.query::<i64>(&command).await {
+                    tracing::warn!(
+                        "limits_store: the slot of session {id} ({ip}) is left to expire: {e}"
+                    );
+                }
+            }
+        });
+        Ok(Arc::new(SharedLimits {
+            redis,
+            fail,
+            releases,
+        }))
+    }
+
+    /// Whether session `id` of `ip` fits under `limit` across every server
+    /// (it is then counted); a failure goes by `limits_fail`.
+    pub(crate) async fn acquire(
+        &self,
+        ip: IpAddr,
+        id: Uuid,
+        limit: usize,
+        metrics: Option<&Metrics>,
+    ) -> bool {
+        let command = redis::cmd("EVAL")
+            .arg(ACQUIRE)
+            .arg(1)
+            .arg(sessions_key(ip))
+            .arg(id.to_string())
+            .arg(limit)
+            .arg(SESSION_TTL.as_millis() as u64)
+            .to_owned();
+        match self.redis.query::<i64>(&command).await {
+            Ok(admitted) => admitted == 1,
+            Err(e) => self.failed("session_limit", ip, &e, metrics),
+        }
+    }
+
+    /// Frees the entry of session `id` of `ip`, at once (in the background).
+    pub(crate) fn release(&self, ip: IpAddr, id: Uuid) {
+        let _ = self.releases.send((ip, id));
+    }
+
+    /// Refreshes the entries of the `live` sessions of this server.
+    pub(crate) async fn heartbeat(&self, live: &[(IpAddr, Uuid)], metrics: Option<&Metrics>) {
+        for batch in live.chunks(500) {
+            let mut command = redis::cmd("EVAL");
+            command.arg(HEARTBEAT_SCRIPT).arg(batch.len());
+            for (ip, _) in batch {
+                command.arg(sessions_key(*ip));
+            }
+            command.arg(SESSION_TTL.as_millis() as u64);
+            for (_, id) in batch {
+                command.arg(id.to_string());
+            }
+            if let Err(e) = self.redis.query::<i64>(&command).await {
+                if let Some(metrics) = metrics {
+                    metrics.limits_store_error();
+                }
+                tracing::warn!("limits_store: session heartbeat failed: {e}");
+                return;
+            }
+        }
+    }
+
+    /// Whether a packet of `ip` is within `rate` across every server; a
+    /// failure goes by `limits_fail`.
+    pub(crate) async fn allow(
+        &self,
+        ip: IpAddr,
+        rate: RateLimit,
+        metrics: Option<&Metrics>,
+    ) -> bool {
+        let command = redis::cmd("EVAL")
+            .arg(GCRA)
+            .arg(1)
+            .arg(format!("{PREFIX}rate:{ip}"))
+            .arg(rate.emission().as_micros() as u64)
+            .arg(rate.tolerance().as_micros() as u64)
+            .to_owned();
+        match self.redis.query::<i64>(&command).await {
+            Ok(allowed) => allowed == 1,
+            Err(e) => self.failed("rate_limit", ip, &e, metrics),
+        }
+    }
+
+    /// Logs and counts a failure; the verdict `limits_fail` gives.
+    fn failed(&self, what: &str, ip: IpAddr, error: &str, metrics: Option<&Metrics>) -> bool {
+        if let Some(metrics) = metrics {
+            metrics.limits_store_error();
+        }
+        let open = self.fail == LimitsFail::Open;
+        let verdict = if open { "let through" } else { "refused" };
+        tracing::warn!(
+            "limits_store: {what} check for {ip} failed ({error}); {verdict} (limits_fail = {})",
+            self.fail
+        );
+        open
+    }
+}
+
+/// One reconnecting connection to the store, and its address for messages.
+#[derive(Clone)]
+struct Redis {
+    connection: ConnectionManager,
+    address: String,
+}
+
+impl Redis {
+    /// Runs `command` under [`TIMEOUT`].
+    async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, String> {
+        let attempt = async {
+            let mut connection = self.connection.clone();
+            match command.query_async(&mut connection).await {
+                // Refused before it was sent: once more, on the connection
+                // the manager is making now (Redis may be back).
+                Err(e) if e.is_connection_refusal() => command.query_async(&mut connection).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout(TIMEOUT, attempt).await {
+            Ok(result) => result.map_err(|e| format!("Redis at {}: {e}", self.address)),
+            Err(_) => Err(format!(
+                "Redis at {}: no answer within {TIMEOUT:?}",
+                self.address
+            )),
+        }
+    }
+}
+
+fn sessions_key(ip: IpAddr) -> String {
+    format!("{PREFIX}sessions:{ip}")
+}

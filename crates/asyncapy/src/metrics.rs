@@ -1,0 +1,527 @@
+//! Prometheus metrics (feature `metrics`), served as text exposition at
+//! `GET /metrics` on `metrics_addr`.
+//!
+//! A leaf module: the server, the sessions' registry and the API key filter
+//! call it; it calls none of them. Every metric a packet touches on its way
+//! (the handler's `ok` counter and duration histogram, the byte counters) is a
+//! handle registered once, when the server binds, so counting a packet costs
+//! an atomic add or two and a histogram push, never a lookup. Failures,
+//! rarer, register their labelled counter when they happen.
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `asyncapy_requests_total` | counter | `handler`, `outcome` | packets dispatched; `outcome` is `ok` or the `ERR_*` code replied |
+//! | `asyncapy_request_duration_seconds` | histogram | `handler` | from the complete frame to the last reply queued |
+//! | `asyncapy_sessions` | gauge | | open sessions |
+//! | `asyncapy_connections_total` | counter | | connections accepted |
+//! | `asyncapy_refused_total` | counter | `reason` | failure replies of the server's own (see [`Refusal`]) |
+//! | `asyncapy_bytes_received_total` | counter | | bytes read from sessions |
+//! | `asyncapy_bytes_sent_total` | counter | | bytes written to sessions |
+//! | `asyncapy_key_store_errors_total` | counter | `store` | API key store failures |
+//! | `asyncapy_limits_store_errors_total` | counter | | shared limits store failures |
+//!
+//! Without the feature, [`Metrics`] is a type with no values: the server's
+//! `Option<Arc<Metrics>>` is always `None`, and no call site needs a `cfg`.
+
+use asyncaproto::ErrorCode;
+
+/// The `handler` label of a packet no handler took.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) const NO_HANDLER: &str = "(none)";
+
+/// Why the server refused a connection or a packet on its own (the `reason`
+/// label of `asyncapy_refused_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Over `max_connections` (`ERR_SERVER_BUSY`).
+    Busy,
+    /// Over `session_limit` (`ERR_SESSION_LIMIT_REACHED`).
+    SessionLimit,
+    /// Over `rate_limit` (`ERR_RATE_LIMITED`).
+    RateLimited,
+    /// Content-Length above `max_packet_size` (`ERR_PACKET_TOO_LARGE`).
+    TooLarge,
+    /// A bad frame head (`ERR_HEADER_INVALID`).
+    HeaderInvalid,
+    /// A payload that does not decode (`ERR_REQUEST_MALFORMED`).
+    Malformed,
+    /// No complete packet, or a handler's end, within `timeout` (`ERR_TIMED_OUT`).
+    TimedOut,
+    /// A missing or bad PROXY header, or a proxy outside `proxy_trusted`.
+    Proxy,
+    /// A failed TLS handshake.
+    Tls,
+}
+
+impl Refusal {
+    /// Every reason, in the order of their counters.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    const ALL: [Refusal; 9] = [
+        Refusal::Busy,
+        Refusal::SessionLimit,
+        Refusal::RateLimited,
+        Refusal::TooLarge,
+        Refusal::HeaderInvalid,
+        Refusal::Malformed,
+        Refusal::TimedOut,
+        Refusal::Proxy,
+        Refusal::Tls,
+    ];
+
+    /// The `reason` label.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::Busy => "busy",
+            Refusal::SessionLimit => "session_limit",
+            Refusal::RateLimited => "rate_limited",
+            Refusal::TooLarge => "too_large",
+            Refusal::HeaderInvalid => "header_invalid",
+            Refusal::Malformed => "malformed",
+            Refusal::TimedOut => "timed_out",
+            Refusal::Proxy => "proxy",
+            Refusal::Tls => "tls",
+        }
+    }
+
+    /// The refusal a failure reply of the server's own is, if it is one.
+    pub(crate) fn of(code: ErrorCode) -> Option<Refusal> {
+        Some(match code {
+            ErrorCode::ServerBusy => Refusal::Busy,
+            ErrorCode::SessionLimitReached => Refusal::SessionLimit,
+            ErrorCode::RateLimited => Refusal::RateLimited,
+            ErrorCode::PacketTooLarge => Refusal::TooLarge,
+            ErrorCode::HeaderInvalid => Refusal::HeaderInvalid,
+            ErrorCode::RequestMalformed => Refusal::Malformed,
+            ErrorCode::TimedOut => Refusal::TimedOut,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(feature = "metrics")]
+pub(crate) use enabled::{start, Metrics};
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) use disabled::{start, Metrics};
+
+/// A server's metrics endpoint, once started (all `None` without `metrics_addr`).
+pub(crate) struct Endpoint {
+    /// The metrics the server counts in.
+    pub(crate) metrics: Option<std::sync::Arc<Metrics>>,
+    /// The address `GET /metrics` is served on.
+    pub(crate) addr: Option<std::net::SocketAddr>,
+    /// The endpoint's task, to abort when the server has stopped.
+    pub(crate) task: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[cfg(feature = "metrics")]
+mod enabled {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::{header, Method, Request, Response, StatusCode};
+    use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+    use tokio::net::TcpListener;
+
+    use super::{Endpoint, Refusal, NO_HANDLER};
+
+    /// Binds `addr` (when set) and serves the metrics of a server whose
+    /// routes are `routes` (by id) there, on a task of the current runtime.
+    pub(crate) async fn start<'a>(
+        addr: Option<std::net::SocketAddr>,
+        routes: impl IntoIterator<Item = &'a str>,
+    ) -> std::io::Result<Endpoint> {
+        let Some(addr) = addr else {
+            return Ok(Endpoint {
+                metrics: None,
+                addr: None,
+                task: None,
+            });
+        };
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let metrics = Arc::new(Metrics::new(routes));
+        let task = tokio::spawn(serve(metrics.clone(), listener));
+        tracing::info!("Metrics at http://{addr}/metrics");
+        Ok(Endpoint {
+            metrics: Some(metrics),
+            addr: Some(addr),
+            task: Some(task),
+        })
+    }
+
+    const REQUESTS: &str = "asyncapy_requests_total";
+    const DURATION: &str = "asyncapy_request_duration_seconds";
+    const SESSIONS: &str = "asyncapy_sessions";
+    const CONNECTIONS: &str = "asyncapy_connections_total";
+    const REFUSED: &str = "asyncapy_refused_total";
+    const RECEIVED: &str = "asyncapy_bytes_received_total";
+    const SENT: &str = "asyncapy_bytes_sent_total";
+    const KEY_STORE_ERRORS: &str = "asyncapy_key_store_errors_total";
+    const LIMITS_STORE_ERRORS: &str = "asyncapy_limits_store_errors_total";
+
+    /// The upper bounds of the duration histogram's buckets, in seconds.
+    const BUCKETS: [f64; 16] = [
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        0.5, 1.0, 2.5, 10.0,
+    ];
+
+    /// [`BUCKETS`] in nanoseconds.
+    const BUCKET_NS: [u64; BUCKETS.len()] = {
+        let mut ns = [0u64; BUCKETS.len()];
+        let mut i = 0;
+        while i < BUCKETS.len() {
+            ns[i] = (BUCKETS[i] * 1e9) as u64;
+            i += 1;
+        }
+        ns
+    };
+
+    /// How often the histograms' recent samples are folded into their buckets
+    /// when nobody scrapes (a scrape folds them too).
+    const UPKEEP: Duration = Duration::from_secs(2);
+
+    static METADATA: Metadata<'static> = Metadata::new("asyncapy", Level::INFO, None);
+
+    /// A server's metrics: its own registry (two servers in one process
+    /// count apart), and the handles the hot paths use.
+    pub(crate) struct Metrics {
+        recorder: PrometheusRecorder,
+        sessions: Gauge,
+        connections: Counter,
+        received: Counter,
+        sent: Counter,
+        limits_store_errors: Counter,
+        refused: [Counter; Refusal::ALL.len()],
+        /// By route id (the dispatcher's order), then the packets no handler took.
+        routes: Vec<RouteMetrics>,
+    }
+
+    /// A route's `ok` counter and duration histogram. A packet adds to
+    /// plain atomics here (its bucket's count and time, the `ok` count);
+    /// [`Metrics::flush`] hands them to the registry before each scrape and
+    /// every [`UPKEEP`]: the registry's own handles cost several times more
+    /// per call (an epoch pin, a generation counter), which a packet of a
+    /// microsecond would feel.
+    struct RouteMetrics {
+        name: String,
+        ok: Counter,
+        duration: Histogram,
+        ok_pending: AtomicU64,
+        /// By bucket of [`BUCKETS`] (then +Inf): samples and their nanoseconds.
+        counts: [AtomicU64; BUCKETS.len() + 1],
+        nanos: [AtomicU64; BUCKETS.len() + 1],
+    }
+
+    impl RouteMetrics {
+        fn record(&self, elapsed: Duration) {
+            let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+            let bucket = BUCKET_NS.partition_point(|bound| *bound < ns);
+            self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+            self.nanos[bucket].fetch_add(ns, Ordering::Relaxed);
+        }
+
+        /// Hands the samples so far to the registry's histogram: each
+        /// bucket's samples as their mean, which lies in the bucket, so the
+        /// bucket counts and the sum are exact.
+        fn flush(&self) {
+            for (count, nanos) in self.counts.iter().zip(&self.nanos) {
+                let n = count.swap(0, Ordering::Relaxed);
+                if n == 0 {
+                    continue;
+                }
+                let total = nanos.swap(0, Ordering::Relaxed);
+                let mean = total as f64 / n as f64 / 1e9;
+                self.duration
+                    .record_many(mean, usize::try_from(n).unwrap_or(usize::MAX));
+            }
+            let ok = self.ok_pending.swap(0, Ordering::Relaxed);
+            if ok > 0 {
+                self.ok.increment(ok);
+            }
+        }
+    }
+
+    impl Metrics {
+        /// The metrics of a server whose routes are `routes` (by id).
+        pub(crate) fn new<'a>(routes: impl IntoIterator<Item = &'a str>) -> Metrics {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), &BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let describe = |name: &'static str, unit: Option<Unit>, doc: &'static str| {
+                recorder.describe_counter(name.into(), unit, doc.into());
+            };
+            describe(
+                REQUESTS,
+                None,
+                "Packets dispatched, by handler and outcome (ok, or the ERR_* code replied).",
+            );
+            describe(
+                CONNECTIONS,
+                None,
+                "Connections accepted (refused ones included).",
+            );
+            describe(
+                REFUSED,
+                None,
+                "Connections and packets the server refused on its own, by reason.",
+            );
+            describe(RECEIVED, Some(Unit::Bytes), "Bytes read from sessions.");
+            describe(SENT, Some(Unit::Bytes), "Bytes written to sessions.");
+            describe(KEY_STORE_ERRORS, None, "API key store failures, by store.");
+            describe(
+                LIMITS_STORE_ERRORS,
+                None,
+                "Failures of the shared limits store (limits_store), each handled by limits_fail.",
+            );
+            recorder.describe_gauge(SESSIONS.into(), None, "Open sessions.".into());
+            recorder.describe_histogram(
+                DURATION.into(),
+                Some(Unit::Seconds),
+                "Time from a packet's complete frame to its last reply queued, by handler.".into(),
+            );
+            let counter = |name: &'static str, labels: Vec<Label>| {
+                recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
+            };
+            let refused = Refusal::ALL
+                .map(|reason| counter(REFUSED, vec![Label::new("reason", reason.label())]));
+            let route = |name: &str| RouteMetrics {
+                name: name.to_owned(),
+                ok: counter(
+                    REQUESTS,
+                    vec![
+                        Label::new("handler", name.to_owned()),
+                        Label::new("outcome", "ok"),
+                    ],
+                ),
+                duration: recorder.register_histogram(
+                    &Key::from_parts(DURATION, vec![Label::new("handler", name.to_owned())]),
+                    &METADATA,
+                ),
+                ok_pending: AtomicU64::new(0),
+                counts: std::array::from_fn(|_| AtomicU64::new(0)),
+                nanos: std::array::from_fn(|_| AtomicU64::new(0)),
+            };
+            let mut routes: Vec<RouteMetrics> = routes.into_iter().map(route).collect();
+            routes.push(route(NO_HANDLER));
+            Metrics {
+                sessions: recorder.register_gauge(&Key::from_name(SESSIONS), &METADATA),
+                connections: counter(CONNECTIONS, Vec::new()),
+                received: counter(RECEIVED, Vec::new()),
+                sent: counter(SENT, Vec::new()),
+                limits_store_errors: counter(LIMITS_STORE_ERRORS, Vec::new()),
+                refused,
+                routes,
+                recorder,
+            }
+        }
+
+        /// A connection was accepted.
+        pub(crate) fn connection(&self) {
+            self.connections.increment(1);
+        }
+
+        /// A session opened (`1.0`) or ended (`-1.0`).
+        pub(crate) fn sessions(&self, change: f64) {
+            self.sessions.increment(change);
+        }
+
+        /// The server refused a connection or a packet.
+        pub(crate) fn refused(&self, reason: Refusal) {
+            self.refused[reason as usize].increment(1);
+        }
+
+        /// `n` bytes were read from a session.
+        pub(crate) fn received(&self, n: usize) {
+            self.received.increment(n as u64);
+        }
+
+        /// `n` bytes were written to a session.
+        pub(crate) fn sent(&self, n: usize) {
+            self.sent.increment(n as u64);
+        }
+
+        /// A packet was dispatched to `route` (`None`: no handler took it),
+        /// with `failure` (`None`: ok) after `elapsed`.
+        pub(crate) fn request(
+            &self,
+            route: Option<usize>,
+            failure: Option<&str>,
+            elapsed: Duration,
+        ) {
+            let last = self.routes.len() - 1;
+            let metrics = &self.routes[route.unwrap_or(last).min(last)];
+            metrics.record(elapsed);
+            match failure {
+                None => {
+                    metrics.ok_pending.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(code) => self
+                    .recorder
+                    .register_counter(
+                        &Key::from_parts(
+                            REQUESTS,
+                            vec![
+                                Label::new("handler", metrics.name.clone()),
+                                Label::new("outcome", code.to_owned()),
+                            ],
+                        ),
+                        &METADATA,
+                    )
+                    .increment(1),
+            }
+        }
+
+        /// An API key store (`store`: its name) failed.
+        pub(crate) fn key_store_error(&self, store: &'static str) {
+            self.recorder
+                .register_counter(
+                    &Key::from_parts(KEY_STORE_ERRORS, vec![Label::new("store", store)]),
+                    &METADATA,
+                )
+                .increment(1);
+        }
+
+        /// The shared limits store failed.
+        pub(crate) fn limits_store_error(&self) {
+            self.limits_store_errors.increment(1);
+        }
+
+        /// Hands what packets counted in plain atomics to the registry.
+        fn flush(&self) {
+            for route in &self.routes {
+                route.flush();
+            }
+        }
+
+        /// The text exposition of every metric, up to date.
+        pub(crate) fn render(&self) -> String {
+            self.flush();
+            self.recorder.handle().render()
+        }
+    }
+
+    /// Serves `GET /metrics` on `listener` until dropped, and folds the
+    /// histograms' samples every [`UPKEEP`].
+    async fn serve(metrics: Arc<Metrics>, listener: TcpListener) {
+        let handle = metrics.recorder.handle();
+        let mut connections = tokio::task::JoinSet::new();
+        let mut upkeep = tokio::time::interval(UPKEEP);
+        loop {
+            let accepted = tokio::select! {
+                _ = upkeep.tick() => {
+                    metrics.flush();
+                    handle.run_upkeep();
+                    continue;
+                }
+                accepted = listener.accept() => accepted,
+            };
+            while connections.try_join_next().is_some() {}
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("Metrics endpoint: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let metrics = metrics.clone();
+            connections.spawn(async move {
+                let service = hyper::service::service_fn(move |request: Request<_>| {
+                    let response = respond(&metrics, &request);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                // A scraper that keeps its connection open is dropped after a while.
+                let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
+            });
+        }
+    }
+
+    fn respond<B>(metrics: &Metrics, request: &Request<B>) -> Response<Full<Bytes>> {
+        let (status, content_type, body) = match (request.method(), request.uri().path()) {
+            (&Method::GET | &Method::HEAD, "/metrics") => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics.render(),
+            ),
+            (_, "/metrics") => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "GET only\n".to_owned(),
+            ),
+            _ => (
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "metrics are at /metrics\n".to_owned(),
+            ),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(content_type),
+        );
+        response
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+mod disabled {
+    use std::time::Duration;
+
+    use super::{Endpoint, Refusal};
+
+    /// Without the `metrics` feature there is no endpoint (`metrics_addr`
+    /// is refused by `Config::validate`).
+    pub(crate) async fn start<'a>(
+        addr: Option<std::net::SocketAddr>,
+        routes: impl IntoIterator<Item = &'a str>,
+    ) -> std::io::Result<Endpoint> {
+        let _ = (addr, routes.into_iter());
+        Ok(Endpoint {
+            metrics: None,
+            addr: None,
+            task: None,
+        })
+    }
+
+    /// Without the `metrics` feature: a type with no values.
+    pub(crate) enum Metrics {}
+
+    #[allow(dead_code, reason = "the calls of the `metrics` build, never made")]
+    impl Metrics {
+        pub(crate) fn connection(&self) {
+            match *self {}
+        }
+        pub(crate) fn sessions(&self, _: f64) {
+            match *self {}
+        }
+        pub(crate) fn refused(&self, _: Refusal) {
+            match *self {}
+        }
+        pub(crate) fn received(&self, _: usize) {
+            match *self {}
+        }
+        pub(crate) fn sent(&self, _: usize) {
+            match *self {}
+        }
+        pub(crate) fn request(&self, _: Option<usize>, _: Option<&str>, _: Duration) {
+            match *self {}
+        }
+        pub(crate) fn key_store_error(&self, _: &'static str) {
+            match *self {}
+        }
+        pub(crate) fn limits_store_error(&self) {
+            match *self {}
+        }
+    }
+}
