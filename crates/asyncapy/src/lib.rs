@@ -73,8 +73,8 @@ pub mod filters;
 #[doc(hidden)]
 pub mod ini;
 mod ip_net;
-mod limits;
 pub mod keys;
+mod limits;
 #[doc(hidden)]
 pub mod logging;
 mod metrics;
@@ -98,8 +98,8 @@ pub use dispatch::{Handler, Route};
 pub use extract::{Payload, State};
 pub use filters::{Check, Filter, FilterExt};
 pub use ip_net::{IpNet, IpNetError, IpNetErrorKind};
-pub use limits::{LimitsFail, RateLimit, RateLimitError};
 pub use keys::ApiKeyFactory;
+pub use limits::{LimitsFail, RateLimit, RateLimitError};
 pub use packet::{AsPayload, Packet};
 pub use reply::{Failure, HandlerError, IntoReply};
 #[doc(hidden)]
