@@ -162,6 +162,7 @@ class Server:
         self._engine = None
         self._scopes = {}
         self._cancelled = set()
+        self._waiting = set()
         #: The ``(host, port)`` the server listens on, once started.
         self.bound_address = None
         if config:
@@ -339,11 +340,13 @@ class Server:
         wait = trio.lowlevel.wait_readable
         workers = _Workers(lambda event: self._run_job(engine, event), nursery)
         submit = workers.submit
+        waiting = self._waiting
         while True:
             await wait(fd)
             for event in engine.drain(1024):
                 kind = event[0]
                 if kind == "job":
+                    waiting.add(event[1])
                     submit(event)
                 elif kind == "filter":
                     self._run_filter(engine, event)
@@ -351,7 +354,8 @@ class Server:
                     scope = self._scopes.get(event[1])
                     if scope is not None:
                         scope.cancel()
-                    else:
+                    elif event[1] in waiting:
+                        # submitted, not started yet: it will not run
                         self._cancelled.add(event[1])
                 elif kind == "log":
                     self._emit(event)
@@ -386,6 +390,7 @@ class Server:
 
     async def _run_job(self, engine, event):
         _, job, index, peer, fields, encoding = event
+        self._waiting.discard(job)
         if job in self._cancelled:
             self._cancelled.discard(job)
             return
