@@ -163,6 +163,8 @@ class Server:
         self._scopes = {}
         self._cancelled = set()
         self._waiting = set()
+        self._flush_task = None
+        self._flush_pending = False
         #: The ``(host, port)`` the server listens on, once started.
         self.bound_address = None
         if config:
@@ -310,6 +312,7 @@ class Server:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self._watch_signals, engine)
+            await nursery.start(self._flusher, engine)
             host, port = self.bound_address
             log.info(f"{{API main}} Now serving at {host}:{port}")
             await self._drain(engine, nursery)
@@ -329,6 +332,30 @@ class Server:
                 else:
                     log.info("{API main} SIGTERM received, exiting")
                 engine.shutdown()
+
+    async def _flusher(self, engine, task_status=trio.TASK_STATUS_IGNORED):
+        """Hands the sends and outcomes of each trio scheduling batch to the
+        engine in one call: woken by the first of them, it runs after every
+        task of the batch."""
+        self._flush_task = trio.lowlevel.current_task()
+        task_status.started()
+
+        def abort(_raise_cancel):
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        try:
+            while True:
+                await trio.lowlevel.wait_task_rescheduled(abort)
+                self._flush_pending = False
+                engine.flush()
+        finally:
+            self._flush_task = None
+            engine.flush()
+
+    def _need_flush(self):
+        if not self._flush_pending and self._flush_task is not None:
+            self._flush_pending = True
+            trio.lowlevel.reschedule(self._flush_task)
 
     def stop(self):
         """Starts a graceful shutdown (from a handler, or from the trio thread)."""
@@ -387,6 +414,7 @@ class Server:
             )
             passed = False
         engine.finish(job, _PASS if passed else _FAIL)
+        self._need_flush()
 
     async def _run_job(self, engine, event):
         _, job, index, peer, fields, encoding = event
@@ -416,3 +444,4 @@ class Server:
             log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
             return
         engine.finish(job, outcome)
+        self._need_flush()

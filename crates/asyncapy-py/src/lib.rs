@@ -104,8 +104,27 @@ impl Outcome {
     }
 }
 
+/// What the trio thread hands back to the engine: applied in order, in one
+/// tokio task, after the trio thread calls `flush` (once per scheduling batch).
+enum Out {
+    /// `client.send(payload, close)`.
+    Send {
+        client: Client,
+        map: Map,
+        close: bool,
+    },
+    /// `client.close()`.
+    Close(Client),
+    /// A job's or a filter check's outcome.
+    Finish(oneshot::Sender<Outcome>, Outcome),
+}
+
 /// The queue between the engine and the trio thread, with its wakeup.
 struct Shared {
+    /// Sends and outcomes from the trio thread, waiting for `flush`.
+    outgoing: Mutex<Vec<Out>>,
+    /// Wakes the task that applies `outgoing`.
+    flush: tokio::sync::Notify,
     queue: Mutex<VecDeque<Event>>,
     logs: AtomicU64,
     /// True when the trio side may be asleep: the next push writes a wake byte.
@@ -122,6 +141,8 @@ impl Shared {
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         Ok(Shared {
+            outgoing: Mutex::new(Vec::new()),
+            flush: tokio::sync::Notify::new(),
             queue: Mutex::new(VecDeque::new()),
             logs: AtomicU64::new(0),
             armed: AtomicBool::new(true),
@@ -151,6 +172,51 @@ impl Shared {
         }
         if self.armed.swap(false, Ordering::AcqRel) {
             self.wake();
+        }
+    }
+
+    fn hand_back(&self, out: Out) {
+        self.outgoing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(out);
+    }
+
+    /// Applies what the trio thread handed back, in order, on a tokio task:
+    /// the wakes it causes are local to the runtime, and the trio thread paid
+    /// one cross-thread wake (`flush`) for the whole batch.
+    async fn apply_outgoing(self: Arc<Shared>) {
+        loop {
+            self.flush.notified().await;
+            let batch =
+                std::mem::take(&mut *self.outgoing.lock().unwrap_or_else(PoisonError::into_inner));
+            for out in batch {
+                match out {
+                    Out::Send { client, map, close } => match client.try_send(&map) {
+                        Ok(()) => {
+                            if close {
+                                client.session().close();
+                            }
+                        }
+                        Err(asyncapy::SendError::Full) => {
+                            // The peer is not reading: wait for room (in order
+                            // with later sends of this session only roughly).
+                            tokio::spawn(async move {
+                                let _ = if close {
+                                    client.send_and_close(&map).await
+                                } else {
+                                    client.send(&map).await
+                                };
+                            });
+                        }
+                        Err(_) => {}
+                    },
+                    Out::Close(client) => client.session().close(),
+                    Out::Finish(tx, outcome) => {
+                        let _ = tx.send(outcome);
+                    }
+                }
+            }
         }
     }
 
@@ -502,7 +568,7 @@ fn epoch_seconds(time: SystemTime) -> f64 {
 #[pyclass(frozen, module = "asyncapy._engine")]
 struct Peer {
     client: Client,
-    runtime: tokio::runtime::Handle,
+    shared: Arc<Shared>,
 }
 
 #[pymethods]
@@ -543,39 +609,27 @@ impl Peer {
         self.client.is_closed()
     }
 
-    /// Puts `payload` (a dict) in the session's outbox now; closes the
-    /// session after it when `close`. False when the session is closed.
+    /// Hands `payload` (a dict) to the engine for the session's outbox (it is
+    /// there after the trio thread's next `flush`, at the end of the current
+    /// scheduling batch); closes the session after it when `close`. False when
+    /// the session is closed.
     #[pyo3(signature = (payload, close=false))]
     fn send(&self, payload: &Bound<'_, PyAny>, close: bool) -> PyResult<bool> {
         let map = to_map(payload)?;
-        let sent = match self.client.try_send(&map) {
-            Ok(()) => true,
-            Err(asyncapy::SendError::Full) => {
-                // The peer is not reading: wait for room on the engine's runtime.
-                let client = self.client.clone();
-                self.runtime.spawn(async move {
-                    let _ = if close {
-                        client.send_and_close(&map).await
-                    } else {
-                        client.send(&map).await
-                    };
-                });
-                return Ok(true);
-            }
-            Err(asyncapy::SendError::Serialize(e)) => {
-                return Err(PyValueError::new_err(e.to_string()));
-            }
-            Err(_) => false,
-        };
-        if close {
-            self.client.session().close();
+        if self.client.is_closed() {
+            return Ok(false);
         }
-        Ok(sent)
+        self.shared.hand_back(Out::Send {
+            client: self.client.clone(),
+            map,
+            close,
+        });
+        Ok(true)
     }
 
     /// Closes the session once what was sent so far is written.
     fn close(&self) {
-        self.client.session().close();
+        self.shared.hand_back(Out::Close(self.client.clone()));
     }
 
     /// The live sessions of this client's IP address, this one included.
@@ -585,7 +639,7 @@ impl Peer {
             .into_iter()
             .map(|session| Peer {
                 client: session.client(),
-                runtime: self.runtime.clone(),
+                shared: self.shared.clone(),
             })
             .collect()
     }
@@ -988,6 +1042,7 @@ impl Engine {
         })?;
         let local = running.local_addr();
         self.handle = Some(running.handle());
+        runtime.spawn(self.shared.clone().apply_outgoing());
         runtime.spawn(async move {
             let _ = running.wait().await;
             shared.push(Event::Stopped);
@@ -1029,11 +1084,6 @@ impl Engine {
             }
             taken
         };
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| PyRuntimeError::new_err("the engine has not started"))?
-            .handle();
         let out = PyList::empty(py);
         for event in taken {
             let item = match event {
@@ -1047,7 +1097,7 @@ impl Engine {
                     let encoding = encoding_name(packet.encoding());
                     let peer = Peer {
                         client,
-                        runtime: runtime.clone(),
+                        shared: s.clone(),
                     };
                     ("job", id, handler, peer, dict, encoding).into_pyobject(py)?
                 }
@@ -1061,7 +1111,7 @@ impl Engine {
                     let encoding = encoding_name(packet.encoding());
                     let peer = Peer {
                         client,
-                        runtime: runtime.clone(),
+                        shared: s.clone(),
                     };
                     ("filter", id, filter, peer, dict, encoding).into_pyobject(py)?
                 }
@@ -1093,7 +1143,19 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
-        Ok(tx.is_some_and(|tx| tx.send(outcome).is_ok()))
+        match tx {
+            Some(tx) => {
+                self.shared.hand_back(Out::Finish(tx, outcome));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Applies the sends and outcomes handed back since the last flush (one
+    /// wake of the engine); the trio thread calls it once per scheduling batch.
+    fn flush(&self) {
+        self.shared.flush.notify_one();
     }
 
     /// Starts a graceful shutdown: stop accepting, let in-flight packets
