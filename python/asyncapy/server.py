@@ -162,6 +162,9 @@ class Server:
         self._engine = None
         self._scopes = {}
         self._cancelled = set()
+        self._waiting = set()
+        self._flush_task = None
+        self._flush_pending = False
         #: The ``(host, port)`` the server listens on, once started.
         self.bound_address = None
         if config:
@@ -309,6 +312,7 @@ class Server:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self._watch_signals, engine)
+            await nursery.start(self._flusher, engine)
             host, port = self.bound_address
             log.info(f"{{API main}} Now serving at {host}:{port}")
             await self._drain(engine, nursery)
@@ -329,6 +333,30 @@ class Server:
                     log.info("{API main} SIGTERM received, exiting")
                 engine.shutdown()
 
+    async def _flusher(self, engine, task_status=trio.TASK_STATUS_IGNORED):
+        """Hands the sends and outcomes of each trio scheduling batch to the
+        engine in one call: woken by the first of them, it runs after every
+        task of the batch."""
+        self._flush_task = trio.lowlevel.current_task()
+        task_status.started()
+
+        def abort(_raise_cancel):
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        try:
+            while True:
+                await trio.lowlevel.wait_task_rescheduled(abort)
+                self._flush_pending = False
+                engine.flush()
+        finally:
+            self._flush_task = None
+            engine.flush()
+
+    def _need_flush(self):
+        if not self._flush_pending and self._flush_task is not None:
+            self._flush_pending = True
+            trio.lowlevel.reschedule(self._flush_task)
+
     def stop(self):
         """Starts a graceful shutdown (from a handler, or from the trio thread)."""
         if self._engine is not None:
@@ -339,11 +367,13 @@ class Server:
         wait = trio.lowlevel.wait_readable
         workers = _Workers(lambda event: self._run_job(engine, event), nursery)
         submit = workers.submit
+        waiting = self._waiting
         while True:
             await wait(fd)
             for event in engine.drain(1024):
                 kind = event[0]
                 if kind == "job":
+                    waiting.add(event[1])
                     submit(event)
                 elif kind == "filter":
                     self._run_filter(engine, event)
@@ -351,7 +381,8 @@ class Server:
                     scope = self._scopes.get(event[1])
                     if scope is not None:
                         scope.cancel()
-                    else:
+                    elif event[1] in waiting:
+                        # submitted, not started yet: it will not run
                         self._cancelled.add(event[1])
                 elif kind == "log":
                     self._emit(event)
@@ -383,9 +414,11 @@ class Server:
             )
             passed = False
         engine.finish(job, _PASS if passed else _FAIL)
+        self._need_flush()
 
     async def _run_job(self, engine, event):
         _, job, index, peer, fields, encoding = event
+        self._waiting.discard(job)
         if job in self._cancelled:
             self._cancelled.discard(job)
             return
@@ -411,3 +444,4 @@ class Server:
             log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
             return
         engine.finish(job, outcome)
+        self._need_flush()

@@ -146,3 +146,27 @@ def test_many_sessions_at_once(app, conn):
         c.send({"op": "echo", "i": i})
     for i, c in enumerate(conns):
         assert c.recv() == {"op": "echo", "i": i}
+
+
+def test_fields_fallbacks_to_python(app, conn):
+    # a failure reply ends the session: one connection per refusal
+    assert conn(app.port).request({"flt": 1.5}) == {"float": 1.5}
+    assert conn(app.port).request({"flt": 2.5})["error"] == "ERR_NO_HANDLER"
+    assert conn(app.port).request({"look": "ab"}) == {"look": "ab"}
+    assert conn(app.port).request({"look": "ac"})["error"] == "ERR_NO_HANDLER"
+
+
+def test_client_and_session_objects(app, conn):
+    other = conn(app.port)
+    other.request({"op": "count"})
+    reply = conn(app.port).request({"op": "sessions"})
+    assert reply == {"count": 2, "mine": True, "same_client": True, "date": True,
+                     "sender": True, "repr": "Client(127.0.0.1)"}
+
+
+def test_log_lines_carry_session_ids(app, conn):
+    c = conn(app.port)
+    c.request({"op": "count"})
+    app.stop()
+    import re
+    assert re.search(r"\[INFO\] \d\d/\d\d/\d{4} \d\d:\d\d:\d\d [AP]M \([0-9a-f-]{36}\) \{Engine\} New session started", app.output)

@@ -49,3 +49,13 @@ def test_config_ini_engine_keys(tmp_path, serve, conn):
     c = conn(server.port)
     assert c.request({"a": 1}) == {"a": 1}
     assert conn(server.port).request({"a": "x" * 100})["error"] == "ERR_PACKET_TOO_LARGE"
+
+
+def test_the_application_logging_configuration_applies(serve, conn):
+    server = serve("own_logging.py")
+    assert conn(server.port).request({"n": 7}) == {"n": 7}
+    server.stop()
+    assert "MYLOG INFO asyncapy: {API main} Now serving at" in server.output
+    assert "MYLOG INFO asyncapy: (" in server.output  # engine lines, with session ids
+    assert "MYLOG INFO app: handling 7" in server.output
+    assert "printed 7" in server.output

@@ -116,8 +116,27 @@ impl Outcome {
     }
 }
 
+/// What the trio thread hands back to the engine: applied in order, in one
+/// tokio task, after the trio thread calls `flush` (once per scheduling batch).
+enum Out {
+    /// `client.send(payload, close)`.
+    Send {
+        client: Client,
+        map: Map,
+        close: bool,
+    },
+    /// `client.close()`.
+    Close(Client),
+    /// A job's or a filter check's outcome.
+    Finish(oneshot::Sender<Outcome>, Outcome),
+}
+
 /// The queue between the engine and the trio thread, with its wakeup.
 struct Shared {
+    /// Sends and outcomes from the trio thread, waiting for `flush`.
+    outgoing: Mutex<Vec<Out>>,
+    /// Wakes the task that applies `outgoing`.
+    flush: tokio::sync::Notify,
     queue: Mutex<VecDeque<Event>>,
     logs: AtomicU64,
     /// True when the trio side may be asleep: the next push writes a wake byte.
@@ -134,6 +153,8 @@ impl Shared {
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         Ok(Shared {
+            outgoing: Mutex::new(Vec::new()),
+            flush: tokio::sync::Notify::new(),
             queue: Mutex::new(VecDeque::new()),
             logs: AtomicU64::new(0),
             armed: AtomicBool::new(true),
@@ -163,6 +184,51 @@ impl Shared {
         }
         if self.armed.swap(false, Ordering::AcqRel) {
             self.wake();
+        }
+    }
+
+    fn hand_back(&self, out: Out) {
+        self.outgoing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(out);
+    }
+
+    /// Applies what the trio thread handed back, in order, on a tokio task:
+    /// the wakes it causes are local to the runtime, and the trio thread paid
+    /// one cross-thread wake (`flush`) for the whole batch.
+    async fn apply_outgoing(self: Arc<Shared>) {
+        loop {
+            self.flush.notified().await;
+            let batch =
+                std::mem::take(&mut *self.outgoing.lock().unwrap_or_else(PoisonError::into_inner));
+            for out in batch {
+                match out {
+                    Out::Send { client, map, close } => match client.try_send(&map) {
+                        Ok(()) => {
+                            if close {
+                                client.session().close();
+                            }
+                        }
+                        Err(asyncapy::SendError::Full) => {
+                            // The peer is not reading: wait for room (in order
+                            // with later sends of this session only roughly).
+                            tokio::spawn(async move {
+                                let _ = if close {
+                                    client.send_and_close(&map).await
+                                } else {
+                                    client.send(&map).await
+                                };
+                            });
+                        }
+                        Err(_) => {}
+                    },
+                    Out::Close(client) => client.session().close(),
+                    Out::Finish(tx, outcome) => {
+                        let _ = tx.send(outcome);
+                    }
+                }
+            }
         }
     }
 
@@ -376,6 +442,7 @@ impl Engine {
         })?;
         let local = running.local_addr();
         self.handle = Some(running.handle());
+        runtime.spawn(self.shared.clone().apply_outgoing());
         runtime.spawn(async move {
             let _ = running.wait().await;
             shared.push(Event::Stopped);
@@ -417,11 +484,6 @@ impl Engine {
             }
             taken
         };
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| PyRuntimeError::new_err("the engine has not started"))?
-            .handle();
         let out = PyList::empty(py);
         for event in taken {
             let item = match event {
@@ -435,7 +497,7 @@ impl Engine {
                     let encoding = encoding_name(packet.encoding());
                     let peer = Peer {
                         client,
-                        runtime: runtime.clone(),
+                        shared: s.clone(),
                     };
                     ("job", id, handler, peer, dict, encoding).into_pyobject(py)?
                 }
@@ -449,7 +511,7 @@ impl Engine {
                     let encoding = encoding_name(packet.encoding());
                     let peer = Peer {
                         client,
-                        runtime: runtime.clone(),
+                        shared: s.clone(),
                     };
                     ("filter", id, filter, peer, dict, encoding).into_pyobject(py)?
                 }
@@ -481,7 +543,19 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
-        Ok(tx.is_some_and(|tx| tx.send(outcome).is_ok()))
+        match tx {
+            Some(tx) => {
+                self.shared.hand_back(Out::Finish(tx, outcome));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Applies the sends and outcomes handed back since the last flush (one
+    /// wake of the engine); the trio thread calls it once per scheduling batch.
+    fn flush(&self) {
+        self.shared.flush.notify_one();
     }
 
     /// Starts a graceful shutdown: stop accepting, let in-flight packets

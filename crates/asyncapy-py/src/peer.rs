@@ -6,7 +6,7 @@ use super::*;
 #[pyclass(frozen, module = "asyncapy._engine")]
 pub(crate) struct Peer {
     pub(crate) client: Client,
-    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) shared: Arc<Shared>,
 }
 
 #[pymethods]
@@ -47,39 +47,27 @@ impl Peer {
         self.client.is_closed()
     }
 
-    /// Puts `payload` (a dict) in the session's outbox now; closes the
-    /// session after it when `close`. False when the session is closed.
+    /// Hands `payload` (a dict) to the engine for the session's outbox (it is
+    /// there after the trio thread's next `flush`, at the end of the current
+    /// scheduling batch); closes the session after it when `close`. False when
+    /// the session is closed.
     #[pyo3(signature = (payload, close=false))]
     fn send(&self, payload: &Bound<'_, PyAny>, close: bool) -> PyResult<bool> {
         let map = to_map(payload)?;
-        let sent = match self.client.try_send(&map) {
-            Ok(()) => true,
-            Err(asyncapy::SendError::Full) => {
-                // The peer is not reading: wait for room on the engine's runtime.
-                let client = self.client.clone();
-                self.runtime.spawn(async move {
-                    let _ = if close {
-                        client.send_and_close(&map).await
-                    } else {
-                        client.send(&map).await
-                    };
-                });
-                return Ok(true);
-            }
-            Err(asyncapy::SendError::Serialize(e)) => {
-                return Err(PyValueError::new_err(e.to_string()));
-            }
-            Err(_) => false,
-        };
-        if close {
-            self.client.session().close();
+        if self.client.is_closed() {
+            return Ok(false);
         }
-        Ok(sent)
+        self.shared.hand_back(Out::Send {
+            client: self.client.clone(),
+            map,
+            close,
+        });
+        Ok(true)
     }
 
     /// Closes the session once what was sent so far is written.
     fn close(&self) {
-        self.client.session().close();
+        self.shared.hand_back(Out::Close(self.client.clone()));
     }
 
     /// The live sessions of this client's IP address, this one included.
@@ -89,7 +77,7 @@ impl Peer {
             .into_iter()
             .map(|session| Peer {
                 client: session.client(),
-                runtime: self.runtime.clone(),
+                shared: self.shared.clone(),
             })
             .collect()
     }

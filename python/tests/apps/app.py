@@ -84,6 +84,31 @@ async def ip_only(client, packet):
     await client.send({"ip": client.address})
 
 
+@server.add_handler(Filters.Fields(flt=r"1\.5"))
+async def float_field(client, packet):
+    # a float: Rust leaves str(value) to Python
+    await client.send({"float": packet["flt"]})
+
+
+@server.add_handler(Filters.Fields(look=r"(?=ab)a"))
+async def lookahead(client, packet):
+    # a look-ahead: not a Rust regex, checked in Python
+    await client.send({"look": packet["look"]})
+
+
+@server.add_handler(Filters.Fields(op="sessions"))
+async def sessions(client, packet):
+    mine = client.session
+    await client.send({
+        "count": len(client.get_sessions()),
+        "mine": str(mine.session_id) in [str(s) for s in client.get_sessions()],
+        "same_client": mine.get_client() is client,
+        "date": mine.date > 0,
+        "sender": packet.sender is client,
+        "repr": repr(client),
+    })
+
+
 @server.add_handler(Filters.Fields(op="key", key=None), Filters.APIFactory(KEYS, "key"))
 async def key_ok(client, packet):
     await client.send({"key": KEYS.get(packet["key"])})
@@ -94,7 +119,7 @@ async def key_refused(client, packet):
     await client.send({"key": "refused"})
 
 
-@server.add_handler(NotFor("vip", "explode", "ip", "key"), group=-1)
+@server.add_handler(NotFor("vip", "explode", "ip", "key", "sessions", None), group=-1)
 async def main(client, packet):
     op = packet.get("op")
     app = client.server
