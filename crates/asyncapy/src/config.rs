@@ -204,6 +204,13 @@ macro_rules! options {
                     invalid(key, value, "must be an IP address and a port (127.0.0.1:9100, [::1]:9100)")
                 }),
                 setter { addr: std::net::SocketAddr => Some(addr) };
+            /// Bind with SO_REUSEPORT: a new instance can bind the same address while the old one drains (rolling restarts).
+            /// Every process bound to the address gets a share of the new connections.
+            reuse_port: bool = false, shown "`false`",
+                parse |key, value| parse_bool(value).ok_or_else(|| {
+                    invalid(key, value, "must be true or false (yes/no, on/off, 1/0)")
+                }),
+                setter { value: bool => value };
             /// The INI file the options were loaded from (ignored inside an INI file).
             config: Option<std::path::PathBuf> = None, shown "none",
                 parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),
@@ -794,6 +801,6 @@ mod tests {
             .iter()
             .filter(|option| option.switch)
             .map(|o| o.key)
-            .eq(["proxy_protocol"]));
+            .eq(["proxy_protocol", "reuse_port"]));
     }
 }
