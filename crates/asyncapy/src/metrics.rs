@@ -26,7 +26,6 @@
 use asyncaproto::ErrorCode;
 
 /// The `handler` label of a packet no handler took.
-#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) const NO_HANDLER: &str = "(none)";
 
 /// Why the server refused a connection or a packet on its own (the `reason`
@@ -104,6 +103,54 @@ pub(crate) use enabled::{start, Metrics};
 
 #[cfg(not(feature = "metrics"))]
 pub(crate) use disabled::{start, Metrics};
+
+/// The packets of a batch that were handled ok without waiting, not yet
+/// counted: they are counted together, with the time from the batch's
+/// arrival to when they are counted (at the end of the batch, or when a
+/// packet of another route or outcome comes), so that a pipelined batch
+/// reads the clock once, not once a packet. Counted when dropped, however
+/// the batch ends.
+pub(crate) struct Settled<'a> {
+    metrics: &'a Metrics,
+    arrived: tokio::time::Instant,
+    route: Option<usize>,
+    count: u64,
+}
+
+impl<'a> Settled<'a> {
+    pub(crate) fn new(metrics: &'a Metrics, arrived: tokio::time::Instant) -> Self {
+        Settled {
+            metrics,
+            arrived,
+            route: None,
+            count: 0,
+        }
+    }
+
+    /// One more ok packet of `route`.
+    pub(crate) fn add(&mut self, route: Option<usize>) {
+        if self.count > 0 && self.route != route {
+            self.settle();
+        }
+        self.route = route;
+        self.count += 1;
+    }
+
+    /// Counts the packets so far.
+    pub(crate) fn settle(&mut self) {
+        if self.count > 0 {
+            let elapsed = self.arrived.elapsed();
+            self.metrics.requests_ok(self.route, self.count, elapsed);
+            self.count = 0;
+        }
+    }
+}
+
+impl Drop for Settled<'_> {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
 
 /// A server's metrics endpoint, once started (all `None` without `metrics_addr`).
 pub(crate) struct Endpoint {
@@ -233,11 +280,14 @@ mod enabled {
     }
 
     impl RouteMetrics {
-        fn record(&self, elapsed: Duration) {
+        /// `n` samples of `elapsed`.
+        fn record(&self, elapsed: Duration, n: u64) {
             let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
             let bucket = &self.buckets[BUCKET_NS.partition_point(|bound| *bound < ns)];
-            bucket.count.fetch_add(1, Ordering::Relaxed);
-            bucket.nanos.fetch_add(ns, Ordering::Relaxed);
+            bucket.count.fetch_add(n, Ordering::Relaxed);
+            bucket
+                .nanos
+                .fetch_add(ns.saturating_mul(n), Ordering::Relaxed);
         }
 
         /// Hands the `ok` count so far to the registry's counter: the
@@ -388,7 +438,7 @@ mod enabled {
             if failure.is_some() {
                 metrics.failed.fetch_add(1, Ordering::Relaxed);
             }
-            metrics.record(elapsed);
+            metrics.record(elapsed, 1);
             match failure {
                 None => {}
                 Some(code) => self
@@ -405,6 +455,12 @@ mod enabled {
                     )
                     .increment(1),
             }
+        }
+
+        /// `n` packets were dispatched to `route` and ok, after `elapsed` each.
+        pub(crate) fn requests_ok(&self, route: Option<usize>, n: u64, elapsed: Duration) {
+            let last = self.routes.len() - 1;
+            self.routes[route.unwrap_or(last).min(last)].record(elapsed, n);
         }
 
         /// An API key store (`store`: its name) failed.
@@ -551,6 +607,9 @@ mod disabled {
             match *self {}
         }
         pub(crate) fn request(&self, _: Option<usize>, _: Option<&str>, _: Duration) {
+            match *self {}
+        }
+        pub(crate) fn requests_ok(&self, _: Option<usize>, _: u64, _: Duration) {
             match *self {}
         }
         pub(crate) fn key_store_error(&self, _: &'static str) {
