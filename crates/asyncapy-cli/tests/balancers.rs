@@ -445,3 +445,109 @@ fn nginx_proxy_protocol_v1_and_shared_session_limit() {
     );
     assert!(a.port() != b.port());
 }
+
+/// `asyncapy serve` on `port` with `reuse_port`, behind the proxy, sharing
+/// `redis`; returned once it listens.
+fn serve_on(port: u16, redis: &RedisServer) -> Child {
+    let mut child = support::asyncapy()
+        .args(["serve", "--port", &port.to_string(), "--reuse-port"])
+        .args(["--proxy-protocol", "--proxy-trusted", "127.0.0.1"])
+        .args(["--limits-store", &redis.url(), "--session-limit", "100"])
+        .args(["--grace-period", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = Lines::read(child.stdout.take().unwrap());
+    stdout.wait_for("listening on", |l| l.starts_with("listening on"));
+    // The rest of stdout is drained by the reading thread.
+    child
+}
+
+/// A rolling restart of every instance behind HAProxy, each replaced by a
+/// new process on its port (`reuse_port`) before it drains on SIGTERM,
+/// under a client that resends on `ERR_SHUTTING_DOWN` or a dropped
+/// connection: every request is answered, and answered right.
+#[test]
+fn haproxy_rolling_restart_loses_no_request() {
+    let redis = RedisServer::start();
+    let ports = [free_port(), free_port()];
+    let mut children: Vec<Child> = ports.iter().map(|port| serve_on(*port, &redis)).collect();
+    let port = free_port();
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("    server s{i} 127.0.0.1:{p} send-proxy-v2 check inter 100ms\n"))
+        .collect();
+    let config = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    \
+         retries 3\n    option redispatch\n\
+         frontend front\n    bind 127.0.0.1:{port}\n    default_backend servers\n\
+         backend servers\n    balance roundrobin\n{servers}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let haproxy = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy is installed (scripts/test-deps.sh)");
+    let haproxy = Balancer::ready(haproxy, port, dir);
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = done.clone();
+    let front = haproxy.port;
+    let client = std::thread::spawn(move || {
+        let (mut stream, mut n, mut resent) = (None::<TcpStream>, 0u64, 0u64);
+        while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+            n += 1;
+            let request = json!({ "n": n });
+            let mut tries = 0;
+            loop {
+                if stream.is_none() {
+                    stream = TcpStream::connect(("127.0.0.1", front)).ok();
+                    if let Some(s) = &stream {
+                        s.set_read_timeout(Some(PATIENCE)).unwrap();
+                    }
+                }
+                let reply = stream.as_mut().and_then(|s| {
+                    s.write_all(&frame(&request)).ok()?;
+                    read_reply(s)
+                });
+                match reply {
+                    Some(reply) if reply == request => break,
+                    Some(reply) if reply["error"] == "ERR_SHUTTING_DOWN" => {}
+                    Some(reply) => panic!("request {n} answered wrongly: {reply}"),
+                    None => {}
+                }
+                stream = None;
+                resent += 1;
+                tries += 1;
+                assert!(tries < 100, "request {n} never answered");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        (n, resent)
+    });
+    for (i, port) in ports.iter().enumerate() {
+        let new = serve_on(*port, &redis);
+        let mut old = std::mem::replace(&mut children[i], new);
+        assert!(support::signal(old.id(), "TERM"));
+        let _ = old.wait();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, resent) = client.join().unwrap();
+    assert!(answered > 10, "{answered} requests");
+    println!("{answered} requests answered, {resent} resent");
+    drop(haproxy);
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -91,6 +91,10 @@ macro_rules! options {
                 shown "`[%(levelname)s] %(asctime)s %(message)s`",
                 parse |_key, value| Ok(value.to_owned()),
                 setter { value: impl Into<String> => value.into() };
+            /// `text` (`console_format`, the default) or `json`: one JSON object a line (time, level, message, session, peer; handler, outcome, duration of each packet at DEBUG).
+            log_format: crate::logging::LogFormat = crate::logging::LogFormat::Text, shown "`text`",
+                parse |key, value| value.parse().map_err(|()| invalid(key, value, "must be 'text' or 'json'")),
+                setter { value: crate::logging::LogFormat => value };
             /// strftime format of `%(asctime)s` (`%%` for `%` in an INI file too).
             datefmt: String = "%d/%m/%Y %H:%M:%S %p".to_owned(), shown "`%d/%m/%Y %H:%M:%S %p`",
                 parse |_key, value| Ok(value.to_owned()),
@@ -204,6 +208,13 @@ macro_rules! options {
                     invalid(key, value, "must be an IP address and a port (127.0.0.1:9100, [::1]:9100)")
                 }),
                 setter { addr: std::net::SocketAddr => Some(addr) };
+            /// Bind with SO_REUSEPORT: a new instance can bind the same address while the old one drains (rolling restarts).
+            /// Every process bound to the address gets a share of the new connections.
+            reuse_port: bool = false, shown "`false`",
+                parse |key, value| parse_bool(value).ok_or_else(|| {
+                    invalid(key, value, "must be true or false (yes/no, on/off, 1/0)")
+                }),
+                setter { value: bool => value };
             /// The INI file the options were loaded from (ignored inside an INI file).
             config: Option<std::path::PathBuf> = None, shown "none",
                 parse |_key, value| Ok(Some(std::path::PathBuf::from(value.trim()))),
@@ -424,7 +435,11 @@ impl Config {
     /// [`logging::init`](crate::logging::init)): what [`Server::bind`](crate::Server::bind)
     /// does, for a program that logs before its server binds.
     pub fn init_logging(&self) -> Result<(), ConfigError> {
-        crate::logging::init(self.logging_level, self.log_format()?);
+        let text = self.log_format()?;
+        match self.log_format {
+            crate::logging::LogFormat::Text => crate::logging::init(self.logging_level, text),
+            crate::logging::LogFormat::Json => crate::logging::init_json(self.logging_level),
+        }
         Ok(())
     }
 }
@@ -794,6 +809,6 @@ mod tests {
             .iter()
             .filter(|option| option.switch)
             .map(|o| o.key)
-            .eq(["proxy_protocol"]));
+            .eq(["proxy_protocol", "reuse_port"]));
     }
 }

@@ -218,7 +218,6 @@ pub(crate) enum Outcome {
 
 impl Outcome {
     /// The `outcome` label of the metrics: `None` for ok, else the code replied.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn failure_label(&self) -> Option<&str> {
         Some(match self {
             Outcome::Handled => return None,
@@ -313,8 +312,12 @@ impl Dispatcher {
         }
     }
 
+    /// The name of the frozen route `id`.
+    pub(crate) fn route_name(&self, id: usize) -> Option<&str> {
+        self.route_names().nth(id)
+    }
+
     /// The frozen routes' names, by id.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn route_names(&self) -> impl Iterator<Item = &str> {
         self.groups
             .iter()

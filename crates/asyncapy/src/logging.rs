@@ -344,7 +344,8 @@ where
             for span in scope {
                 if span.name() == "session" {
                     if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
-                        let id = fields.fields.trim_start_matches("id=").trim_matches('"');
+                        let first = fields.fields.split(' ').next().unwrap_or_default();
+                        let id = first.trim_start_matches("id=").trim_matches('"');
                         let _ = write!(message, "({id}) ");
                     }
                     break;
@@ -476,12 +477,137 @@ pub fn level_filter(level: LogLevel) -> tracing_subscriber::filter::LevelFilter 
 /// installed. A server's configuration does this with
 /// [`Config::init_logging`](crate::Config::init_logging).
 pub fn init(level: LogLevel, format: PythonFormat) {
+    init_with(level, format);
+}
+
+/// As [`init`], with one JSON object a line ([`JsonFormat`]): `log_format = json`.
+pub fn init_json(level: LogLevel) {
+    init_with(level, JsonFormat);
+}
+
+fn init_with<F>(level: LogLevel, format: F)
+where
+    F: for<'w> FormatEvent<
+            tracing_subscriber::Registry,
+            tracing_subscriber::fmt::format::DefaultFields,
+        > + Send
+        + Sync
+        + 'static,
+{
     let _ = tracing_subscriber::fmt()
         .with_max_level(level_filter(level))
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .event_format(format)
         .try_init();
+}
+
+/// How log lines are written (`log_format`): Python `logging`'s text
+/// (`console_format`, the default) or one JSON object a line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `console_format` and `datefmt`, as the original.
+    #[default]
+    Text,
+    /// [`JsonFormat`].
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The log as one JSON object a line (`log_format = json`): `time` (UTC,
+/// RFC 3339, milliseconds), `level` (Python's names), `message`, `session`
+/// (the session id, in a session), `peer` (the session's client), and the
+/// event's own fields (a handled packet's `handler`, `outcome`, `duration`
+/// in seconds, at DEBUG).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonFormat;
+
+#[derive(Default)]
+struct JsonVisitor {
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl JsonVisitor {
+    fn put(&mut self, field: &Field, value: serde_json::Value) {
+        self.fields.insert(field.name().to_owned(), value);
+    }
+}
+
+impl Visit for JsonVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, format!("{value:?}").into());
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut object = serde_json::Map::new();
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        object.insert("time".to_owned(), time.into());
+        object.insert(
+            "level".to_owned(),
+            level_name(event.metadata().level()).0.into(),
+        );
+        let mut visitor = JsonVisitor::default();
+        event.record(&mut visitor);
+        let message = visitor.fields.remove("message").unwrap_or_default();
+        object.insert("message".to_owned(), message);
+        // The session's fields (`id`, `peer`), from the innermost session span.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope {
+                if span.name() != "session" {
+                    continue;
+                }
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    for pair in fields.fields.split(' ') {
+                        let Some((key, value)) = pair.split_once('=') else {
+                            continue;
+                        };
+                        let key = if key == "id" { "session" } else { key };
+                        object.insert(key.to_owned(), value.trim_matches('"').into());
+                    }
+                }
+                break;
+            }
+        }
+        object.extend(visitor.fields);
+        writeln!(writer, "{}", serde_json::Value::Object(object))
+    }
 }
 
 #[cfg(test)]

@@ -272,7 +272,7 @@ impl<S: Transport> Incoming<S> {
     ) -> (Admission<S>, tracing::Span) {
         // At the ERROR level, the span is enabled whenever any line is logged:
         // at logging_level 30 the warnings still carry the session id.
-        let span = tracing::error_span!("session", id = %state.id());
+        let span = tracing::error_span!("session", id = %state.id(), peer = %self.client);
         let registered = match within {
             true => ctx.shutdown.register(state.clone()).ok(),
             false => None,

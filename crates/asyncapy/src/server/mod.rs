@@ -545,7 +545,7 @@ impl Server {
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
         let mut bound = None;
         for addr in addrs {
-            match TcpListener::bind(addr).await {
+            match listen(addr, self.config.reuse_port) {
                 Ok(listener) => {
                     bound = Some(listener);
                     break;
@@ -847,6 +847,30 @@ fn shutdown_signal() -> io::Result<impl Future<Output = ()> + Send> {
             let _ = tokio::signal::ctrl_c().await;
         })
     }
+}
+
+/// Binds `addr`; with `reuse_port`, SO_REUSEPORT (and SO_REUSEADDR) first,
+/// so that a new instance can bind while an old one drains.
+/// (SO_REUSEADDR and a backlog of 1024 either way, as `TcpListener::bind`.)
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    #[cfg(not(unix))]
+    if reuse_port {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "reuse_port needs SO_REUSEPORT (Unix)",
+        ));
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 fn short_type_name<T>() -> String {

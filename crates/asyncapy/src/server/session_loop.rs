@@ -284,7 +284,11 @@ impl<T: Transport> SessionLoop<T> {
         // Every frame of the batch was complete when it was read: the time a
         // packet spends counts from here (read only when metrics are kept).
         let metrics = ctx.metrics.as_deref();
-        let arrived = metrics.map(|_| Instant::now());
+        let traced = tracing::enabled!(tracing::Level::DEBUG);
+        let arrived = (metrics.is_some() || traced).then(Instant::now);
+        let mut settled = metrics
+            .zip(arrived)
+            .map(|(m, at)| crate::metrics::Settled::new(m, at));
         loop {
             if self.state.is_closing() {
                 break;
@@ -337,9 +341,11 @@ impl<T: Transport> SessionLoop<T> {
             let mut dispatch = pin!(ctx.dispatcher.run_routed(&client, packet, &ctx.state));
             // Most handlers finish without waiting: only arm the handler
             // deadline for those that do.
+            let mut waited = false;
             let outcome = match futures_util::poll!(dispatch.as_mut()) {
                 Poll::Ready(outcome) => Some(outcome),
                 Poll::Pending => {
+                    waited = true;
                     self.deadline.as_mut().reset(Instant::now() + period);
                     // The handler waits: what it (or anyone) sends meanwhile
                     // is written now, while it runs.
@@ -370,8 +376,25 @@ impl<T: Transport> SessionLoop<T> {
                 }
                 return Some(self.fail(ErrorCode::TimedOut, encoding).await);
             };
-            if let (Some(metrics), Some(arrived)) = (metrics, arrived) {
-                metrics.request(route, outcome.failure_label(), arrived.elapsed());
+            match (&mut settled, outcome.failure_label()) {
+                (Some(settled), None) if !waited => settled.add(route),
+                (Some(settled), failure) => {
+                    settled.settle();
+                    let arrived = settled_at(arrived);
+                    if let Some(metrics) = metrics {
+                        metrics.request(route, failure, arrived.elapsed());
+                    }
+                }
+                (None, _) => {}
+            }
+            if let (true, Some(arrived)) = (traced, arrived) {
+                let handler = route.and_then(|id| ctx.dispatcher.route_name(id));
+                debug!(
+                    handler = handler.unwrap_or(crate::metrics::NO_HANDLER),
+                    outcome = outcome.failure_label().unwrap_or("ok"),
+                    duration = arrived.elapsed().as_secs_f64(),
+                    "Packet handled"
+                );
             }
             if let Outcome::Handled = outcome {
                 continue;
@@ -380,6 +403,9 @@ impl<T: Transport> SessionLoop<T> {
                 return Some(end);
             }
         }
+        // The batch's replies are queued: its packets are counted before
+        // the write.
+        drop(settled);
         if self.flush().await.is_err() {
             return Some(End::Broken);
         }
@@ -502,6 +528,11 @@ impl<T: Transport> SessionLoop<T> {
             }
         }
     }
+}
+
+/// The batch's arrival (set whenever metrics are kept).
+fn settled_at(arrived: Option<Instant>) -> Instant {
+    arrived.unwrap_or_else(Instant::now)
 }
 
 /// Writes some of what is queued, for a session whose handler is running:
