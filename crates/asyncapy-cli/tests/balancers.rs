@@ -105,15 +105,18 @@ impl Balancer {
     /// HAProxy, round robin over `backends`, PROXY v2, TCP health checks on
     /// the traffic port every 100 ms.
     fn haproxy(backends: &[&Instance]) -> Balancer {
+        let addrs: Vec<String> = backends.iter().map(|b| b.addr.clone()).collect();
+        Balancer::haproxy_over(&addrs)
+    }
+
+    /// HAProxy as [`Balancer::haproxy`], over backends given by address.
+    fn haproxy_over(addrs: &[String]) -> Balancer {
         let port = free_port();
-        let servers: String = backends
+        let servers: String = addrs
             .iter()
             .enumerate()
-            .map(|(i, b)| {
-                format!(
-                    "    server s{i} {} send-proxy-v2 check inter 100ms fall 2 rise 2\n",
-                    b.addr
-                )
+            .map(|(i, addr)| {
+                format!("    server s{i} {addr} send-proxy-v2 check inter 100ms fall 2 rise 2\n")
             })
             .collect();
         let config = format!(
@@ -474,31 +477,8 @@ fn haproxy_rolling_restart_loses_no_request() {
     let redis = RedisServer::start();
     let ports = [free_port(), free_port()];
     let mut children: Vec<Child> = ports.iter().map(|port| serve_on(*port, &redis)).collect();
-    let port = free_port();
-    let servers: String = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("    server s{i} 127.0.0.1:{p} send-proxy-v2 check inter 100ms\n"))
-        .collect();
-    let config = format!(
-        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    \
-         retries 3\n    option redispatch\n\
-         frontend front\n    bind 127.0.0.1:{port}\n    default_backend servers\n\
-         backend servers\n    balance roundrobin\n{servers}"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("haproxy.cfg");
-    std::fs::write(&path, config).unwrap();
-    let haproxy = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy is installed (scripts/test-deps.sh)");
-    let haproxy = Balancer::ready(haproxy, port, dir);
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let haproxy = Balancer::haproxy_over(&addrs);
 
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let finished = done.clone();

@@ -493,12 +493,7 @@ impl Engine {
                     client,
                     packet,
                 } => {
-                    let dict = map_to_py(py, packet.map())?;
-                    let encoding = encoding_name(packet.encoding());
-                    let peer = Peer {
-                        client,
-                        shared: s.clone(),
-                    };
+                    let (peer, dict, encoding) = packet_args(py, s, client, &packet)?;
                     ("job", id, handler, peer, dict, encoding).into_pyobject(py)?
                 }
                 Event::Filter {
@@ -507,12 +502,7 @@ impl Engine {
                     client,
                     packet,
                 } => {
-                    let dict = map_to_py(py, packet.map())?;
-                    let encoding = encoding_name(packet.encoding());
-                    let peer = Peer {
-                        client,
-                        shared: s.clone(),
-                    };
+                    let (peer, dict, encoding) = packet_args(py, s, client, &packet)?;
                     ("filter", id, filter, peer, dict, encoding).into_pyobject(py)?
                 }
                 Event::Cancel(id) => ("cancel", id).into_pyobject(py)?,
@@ -599,4 +589,20 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<IpSet>()?;
     m.add_class::<StoreKeys>()?;
     Ok(())
+}
+
+/// What a handler or a filter check is called with on the Python side: the
+/// session's `Peer`, the packet as a dict, and its encoding's name.
+fn packet_args<'py>(
+    py: Python<'py>,
+    shared: &Arc<Shared>,
+    client: Client,
+    packet: &Packet,
+) -> PyResult<(Peer, Bound<'py, PyDict>, &'static str)> {
+    let dict = map_to_py(py, packet.map())?;
+    let peer = Peer {
+        client,
+        shared: shared.clone(),
+    };
+    Ok((peer, dict, encoding_name(packet.encoding())))
 }

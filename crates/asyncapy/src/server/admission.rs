@@ -491,24 +491,14 @@ mod tests {
     use crate::dispatch::Dispatcher;
     use crate::server::Shutdown;
     use crate::session::Registry;
-    use asyncaproto::FrameCodec;
     use tokio::net::TcpListener;
-    use tokio::sync::Semaphore;
 
     fn context(config: crate::Config) -> Arc<ServerContext> {
-        Arc::new(ServerContext {
+        Arc::new(ServerContext::for_tests(
             config,
-            codec: FrameCodec::default(),
-            dispatcher: Dispatcher::default(),
-            state: None,
-            shutdown: Arc::new(Shutdown::new(Arc::new(Registry::new(0)))),
-            permits: Arc::new(Semaphore::new(1)),
-            #[cfg(feature = "tls")]
-            tls: None,
-            metrics: None,
-            rate: None,
-            shared: None,
-        })
+            Dispatcher::default(),
+            Arc::new(Shutdown::new(Arc::new(Registry::new(0)))),
+        ))
     }
 
     /// A server-side connection, just accepted, and the client end to keep open.

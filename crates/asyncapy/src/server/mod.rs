@@ -75,6 +75,31 @@ pub(crate) struct ServerContext {
     pub(crate) shared: Option<Arc<crate::limits::SharedLimits>>,
 }
 
+#[cfg(test)]
+impl ServerContext {
+    /// A context for the server's unit tests: `config`, `dispatcher`, one
+    /// connection permit, and no TLS, metrics or limits.
+    pub(crate) fn for_tests(
+        config: Config,
+        dispatcher: Dispatcher,
+        shutdown: Arc<Shutdown>,
+    ) -> ServerContext {
+        ServerContext {
+            config,
+            codec: FrameCodec::default(),
+            dispatcher,
+            state: None,
+            shutdown,
+            permits: Arc::new(Semaphore::new(1)),
+            #[cfg(feature = "tls")]
+            tls: None,
+            metrics: None,
+            rate: None,
+            shared: None,
+        }
+    }
+}
+
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -578,7 +578,6 @@ mod tests {
     use asyncaproto::{FrameCodec, Map, Value};
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
-    use tokio::sync::Semaphore;
 
     /// A session's connection to an echo server with `buf` as its first read
     /// size, and the client end.
@@ -591,22 +590,15 @@ mod tests {
         dispatcher.freeze();
         let registry = Arc::new(Registry::new(0));
         let shutdown = Arc::new(crate::server::Shutdown::new(registry.clone()));
-        let ctx = Arc::new(ServerContext {
-            config: crate::Config {
-                buf,
-                ..crate::Config::default()
-            },
-            codec: FrameCodec::default(),
+        let config = crate::Config {
+            buf,
+            ..crate::Config::default()
+        };
+        let ctx = Arc::new(ServerContext::for_tests(
+            config,
             dispatcher,
-            state: None,
-            shutdown: shutdown.clone(),
-            permits: Arc::new(Semaphore::new(1)),
-            #[cfg(feature = "tls")]
-            tls: None,
-            metrics: None,
-            rate: None,
-            shared: None,
-        });
+            shutdown.clone(),
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
