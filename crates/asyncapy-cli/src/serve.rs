@@ -182,9 +182,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let described = self_signed.map(|self_signed| self_signed.describe());
     // Told once the server listens, with the signal handlers in place: a
     // SIGTERM from that line on is a graceful shutdown.
-    server.on_ready(move |addr| {
+    server.on_ready(move |ready| {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {addr}")?;
+        writeln!(stdout, "listening on {}", ready.addr)?;
+        if let Some(metrics) = ready.metrics_addr {
+            writeln!(stdout, "metrics on http://{metrics}/metrics")?;
+        }
         if let Some(described) = &described {
             writeln!(stdout, "{described}")?;
         }

@@ -45,7 +45,6 @@ struct Instance {
 
 impl Instance {
     fn start(redis: &RedisServer, extra: &[&str]) -> Instance {
-        let metrics = format!("127.0.0.1:{}", free_port());
         let url = redis.url();
         let mut args = vec![
             "--proxy-protocol",
@@ -54,10 +53,16 @@ impl Instance {
             "--limits-store",
             &url,
             "--metrics-addr",
-            &metrics,
+            "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
-        let mut started = support::serve(&args, 0, true);
+        // The line after "listening on" tells the metrics address.
+        let mut started = support::serve(&args, 1, true);
+        let metrics = started.lines[0]
+            .strip_prefix("metrics on http://")
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("no metrics address in {:?}", started.lines))
+            .to_owned();
         let log = Lines::read(started.child.stderr.take().unwrap());
         Instance {
             child: started.child,
@@ -450,8 +455,9 @@ fn nginx_proxy_protocol_v1_and_shared_session_limit() {
 }
 
 /// `asyncapy serve` on `port` with `reuse_port`, behind the proxy, sharing
-/// `redis`; returned once it listens.
-fn serve_on(port: u16, redis: &RedisServer) -> Child {
+/// `redis`; returned once it listens, with its log (INFO: one line per new
+/// session).
+fn serve_on(port: u16, redis: &RedisServer) -> (Child, Lines) {
     let mut child = support::asyncapy()
         .args(["serve", "--port", &port.to_string(), "--reuse-port"])
         .args(["--proxy-protocol", "--proxy-trusted", "127.0.0.1"])
@@ -459,74 +465,96 @@ fn serve_on(port: u16, redis: &RedisServer) -> Child {
         .args(["--grace-period", "5"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = Lines::read(child.stdout.take().unwrap());
     stdout.wait_for("listening on", |l| l.starts_with("listening on"));
     // The rest of stdout is drained by the reading thread.
-    child
+    let log = Lines::read(child.stderr.take().unwrap());
+    (child, log)
 }
 
 /// A rolling restart of every instance behind HAProxy, each replaced by a
-/// new process on its port (`reuse_port`) before it drains on SIGTERM,
-/// under a client that resends on `ERR_SHUTTING_DOWN` or a dropped
-/// connection: every request is answered, and answered right.
+/// new process on its port (`reuse_port`) before it drains on SIGTERM, under
+/// the load of `asyncapy bench --resend` (which sends again what a
+/// restarting server answers `ERR_SHUTTING_DOWN` or drops): every request is
+/// answered, and answered right (bench checks each echo), and the restarts
+/// did hit the run (something was resent).
 #[test]
 fn haproxy_rolling_restart_loses_no_request() {
     let redis = RedisServer::start();
     let ports = [free_port(), free_port()];
-    let mut children: Vec<Child> = ports.iter().map(|port| serve_on(*port, &redis)).collect();
+    let mut instances: Vec<(Child, Lines)> =
+        ports.iter().map(|port| serve_on(*port, &redis)).collect();
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let haproxy = Balancer::haproxy_over(&addrs);
 
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let finished = done.clone();
-    let front = haproxy.port;
-    let client = std::thread::spawn(move || {
-        let (mut stream, mut n, mut resent) = (None::<TcpStream>, 0u64, 0u64);
-        while !finished.load(std::sync::atomic::Ordering::Relaxed) {
-            n += 1;
-            let request = json!({ "n": n });
-            let mut tries = 0;
-            loop {
-                if stream.is_none() {
-                    stream = TcpStream::connect(("127.0.0.1", front)).ok();
-                    if let Some(s) = &stream {
-                        s.set_read_timeout(Some(PATIENCE)).unwrap();
-                    }
-                }
-                let reply = stream.as_mut().and_then(|s| {
-                    s.write_all(&frame(&request)).ok()?;
-                    read_reply(s)
-                });
-                match reply {
-                    Some(reply) if reply == request => break,
-                    Some(reply) if reply["error"] == "ERR_SHUTTING_DOWN" => {}
-                    Some(reply) => panic!("request {n} answered wrongly: {reply}"),
-                    None => {}
-                }
-                stream = None;
-                resent += 1;
-                tries += 1;
-                assert!(tries < 100, "request {n} never answered");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        (n, resent)
-    });
+    let bench = support::asyncapy()
+        .args([
+            "bench",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &haproxy.port.to_string(),
+        ])
+        .args([
+            "--resend",
+            "-c",
+            "4",
+            "-d",
+            "10s",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+        ])
+        .args(["--json", "--no-progress"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     for (i, port) in ports.iter().enumerate() {
+        // Only once the load reaches this instance (round robin: 2 of the 4
+        // connections) is it replaced.
+        instances[i].1.wait_for("a session of the load", |l| {
+            l.contains("New session started") && l.contains("through the proxy")
+        });
         let new = serve_on(*port, &redis);
-        let mut old = std::mem::replace(&mut children[i], new);
+        let (mut old, _) = std::mem::replace(&mut instances[i], new);
         assert!(support::signal(old.id(), "TERM"));
         let _ = old.wait();
     }
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (answered, resent) = client.join().unwrap();
-    assert!(answered > 10, "{answered} requests");
-    println!("{answered} requests answered, {resent} resent");
+    // The run is 10 s; its report comes within 30.
+    let (pid, (tx, rx)) = (bench.id(), std::sync::mpsc::channel());
+    std::thread::spawn(move || {
+        let _ = tx.send(bench.wait_with_output());
+    });
+    let Ok(output) = rx.recv_timeout(Duration::from_secs(30)) else {
+        support::kill(pid);
+        panic!("asyncapy bench did not end within 30 s");
+    };
+    let output = output.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout:?}, stderr {:?}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(output.status.success(), "{report}");
+    assert_eq!(report["errors"]["total"], 0, "{report}");
+    assert!(report["requests"].as_u64().unwrap_or(0) > 100, "{report}");
+    let resent = report["resent"]["requests"].as_u64().unwrap_or(0)
+        + report["resent"]["connects"].as_u64().unwrap_or(0);
+    assert!(resent > 0, "the restarts did not touch the run: {report}");
+    println!(
+        "{} requests answered, resent {}",
+        report["requests"], report["resent"]
+    );
     drop(haproxy);
-    for mut child in children {
+    for (mut child, _) in instances {
         let _ = child.kill();
         let _ = child.wait();
     }

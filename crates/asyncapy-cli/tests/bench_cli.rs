@@ -7,6 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -216,6 +217,74 @@ fn counts_refused_connections_and_fails() {
     let (output, report) = bench(addr, &["-n", "5", "-c", "1"]);
     assert!(!output.status.success(), "{report}");
     assert_eq!(report["errors"]["connect_refused"], 5, "{report}");
+}
+
+/// A failure frame with `code`.
+fn failure_frame(code: ErrorCode) -> Vec<u8> {
+    let mut payload = Vec::new();
+    code.write_payload(Encoding::Json, &mut payload);
+    let mut reply = bytes::BytesMut::new();
+    FrameCodec::default()
+        .write_raw(Encoding::Json, &payload, &mut reply)
+        .expect("a failure payload fits the frame");
+    reply.to_vec()
+}
+
+/// A server going through a restart, one connection at a time: the first
+/// echoes 3 frames and answers the 4th `ERR_SHUTTING_DOWN`, then closes;
+/// the second closes after one frame without answering; later ones echo.
+/// `connections` counts them (one counter per test).
+fn restarting(stream: TcpStream, connections: &AtomicUsize) {
+    let nth = connections.fetch_add(1, Ordering::SeqCst);
+    let mut seen = 0;
+    for_each_frame(stream, |stream, frame| {
+        seen += 1;
+        match (nth, seen) {
+            (0, 4) => {
+                let _ = stream.write_all(&failure_frame(ErrorCode::ShuttingDown));
+                false
+            }
+            (1, _) => false,
+            _ => stream.write_all(frame).is_ok(),
+        }
+    });
+}
+
+#[test]
+fn resends_what_a_restarting_server_lost() {
+    static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+    let addr = spawn_server(|stream| restarting(stream, &CONNECTIONS));
+    let (output, report) = bench(addr, &["-n", "20", "-c", "1", "--resend"]);
+    // Every request answered by its echo, none counted as an error.
+    assert_clean(&output, &report, 20);
+    // The 4th request (refused) and the 5th (dropped with the connection).
+    assert_eq!(report["resent"]["requests"], 2, "{report}");
+    assert_eq!(report["settings"]["resend"], true, "{report}");
+}
+
+#[test]
+fn resends_in_per_request_mode_too() {
+    static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+    let addr = spawn_server(|stream| restarting(stream, &CONNECTIONS));
+    // One request per connection: the first gets an echo, the second a
+    // close; the rest echo (the first connection's 4th frame never comes).
+    let args = ["-n", "10", "-c", "1", "--mode", "per-request", "--resend"];
+    let (output, report) = bench(addr, &args);
+    assert_clean(&output, &report, 10);
+    assert_eq!(report["resent"]["requests"], 1, "{report}");
+}
+
+#[test]
+fn without_resend_a_restart_counts_as_errors() {
+    static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+    let addr = spawn_server(|stream| restarting(stream, &CONNECTIONS));
+    let (output, report) = bench(addr, &["-n", "20", "-c", "1"]);
+    assert!(!output.status.success(), "{report}");
+    assert_eq!(
+        report["errors"]["failure_replies"]["ERR_SHUTTING_DOWN"], 1,
+        "{report}"
+    );
+    assert_eq!(report["resent"]["requests"], 0, "{report}");
 }
 
 /// Reads everything and never answers.

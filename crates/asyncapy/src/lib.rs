@@ -81,6 +81,8 @@ mod metrics;
 mod packet;
 mod panic_report;
 pub mod proxy;
+#[cfg(feature = "redis")]
+mod redis_conn;
 mod rejection;
 pub mod reply;
 mod server;
@@ -105,7 +107,7 @@ pub use reply::{Failure, HandlerError, IntoReply};
 #[doc(hidden)]
 pub use server::runtime;
 pub use server::{
-    Hook, IntoHookResult, RunningServer, Server, ServerBuilder, ServerError, ServerHandle,
+    Hook, IntoHookResult, Ready, RunningServer, Server, ServerBuilder, ServerError, ServerHandle,
 };
 pub use session::{Client, SendError, Session};
 pub use sync_task::{run_sync_task, SyncLimiter, SyncTaskError};

@@ -21,7 +21,11 @@
 //! malformed frame) the slot reconnects; a mismatch alone does not end the
 //! connection. With `-n`, every request sent counts against the total, also the
 //! ones lost with their connection, and a failed connection attempt costs one
-//! pipeline's worth, so a dead server cannot keep the run going. A timed run
+//! pipeline's worth, so a dead server cannot keep the run going. With
+//! `--resend`, what a restarting server loses (a reply `ERR_SHUTTING_DOWN`, a
+//! connection closed or reset with requests outstanding, a refused connection)
+//! is sent again on a new connection and counted as resent, not as an error,
+//! until `--timeout` passes without an answered request. A timed run
 //! stops at once, with an error and no report, when the first connection
 //! attempt of every connection fails (nothing listens there, say).
 //!
@@ -159,6 +163,15 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
 
+    /// Resend what a restarting server lost, as a client does during a
+    /// rolling restart: requests answered ERR_SHUTTING_DOWN, or outstanding on
+    /// a connection the server closed or reset, go again on a new connection,
+    /// and refused connections are tried again (after a 10 ms pause). They are
+    /// counted as resent, not as errors, for up to --timeout without an
+    /// answered request; after that they are errors as usual.
+    #[arg(long)]
+    resend: bool,
+
     #[command(flatten)]
     tls: crate::tls::TlsArgs,
 }
@@ -207,6 +220,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         connect_timeout: args.connect_timeout,
         reply_timeout: args.timeout,
         tls,
+        resend: args.resend,
     };
     let warmup = args.warmup.unwrap_or(if args.requests.is_some() {
         Duration::ZERO
@@ -230,6 +244,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         threads,
         warmup_secs: warmup.as_secs_f64(),
         rate: args.rate,
+        resend: args.resend,
     };
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
 

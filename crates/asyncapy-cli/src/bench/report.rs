@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::stats::{ErrorKind, Totals};
+use super::stats::{ErrorKind, Resent, Totals};
 
 /// The run's settings, echoed in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +36,8 @@ pub(crate) struct Settings {
     /// `--rate`: the total request rate asked for; `None` when requests
     /// follow replies as fast as they come.
     pub(crate) rate: Option<f64>,
+    /// `--resend`: what a restarting server loses is sent again.
+    pub(crate) resend: bool,
 }
 
 /// Latency percentiles, in microseconds.
@@ -88,6 +90,8 @@ pub(crate) struct Report {
     pub(crate) bytes_sent: u64,
     /// Bytes read (measured phase).
     pub(crate) bytes_received: u64,
+    /// With `--resend`: what was tried again (zeros without it).
+    pub(crate) resent: Resent,
 }
 
 impl Report {
@@ -134,6 +138,7 @@ impl Report {
             errors,
             bytes_sent: stats.bytes_sent,
             bytes_received: stats.bytes_received,
+            resent: stats.resent,
         }
     }
 
@@ -218,6 +223,18 @@ impl fmt::Display for Report {
             errors.pop();
         }
         rows.push(("errors", errors));
+        if s.resend {
+            rows.push((
+                "resent",
+                format!(
+                    "{} request{}, {} connection attempt{}",
+                    self.resent.requests,
+                    plural(self.resent.requests as usize),
+                    self.resent.connects,
+                    plural(self.resent.connects as usize),
+                ),
+            ));
+        }
         for (name, value) in rows {
             writeln!(f, "  {name:<11} {value}")?;
         }
@@ -268,6 +285,7 @@ mod tests {
             threads: 1,
             warmup_secs: 0.0,
             rate: None,
+            resend: false,
         }
     }
 

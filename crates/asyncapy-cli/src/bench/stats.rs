@@ -153,6 +153,8 @@ pub(crate) struct ConnStats {
     pub(crate) bytes_sent: u64,
     /// Bytes read after the warm-up.
     pub(crate) bytes_received: u64,
+    /// With `--resend`: what a restarting server lost and was tried again.
+    pub(crate) resent: Resent,
     /// When the connection stopped working.
     pub(crate) finished: Option<Instant>,
 }
@@ -169,6 +171,7 @@ impl ConnStats {
             errors: ErrorCounts::default(),
             bytes_sent: 0,
             bytes_received: 0,
+            resent: Resent::default(),
             finished: None,
         }
     }
@@ -200,6 +203,17 @@ impl ConnStats {
     }
 }
 
+/// With `--resend`: what a restarting server lost and was tried again
+/// instead of being counted as an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Resent {
+    /// Requests sent again on a new connection: answered `ERR_SHUTTING_DOWN`,
+    /// or outstanding when the server closed or reset the connection.
+    pub(crate) requests: u64,
+    /// Connection attempts refused (or closed before an answer) and tried again.
+    pub(crate) connects: u64,
+}
+
 /// The sum of every connection's figures.
 #[derive(Debug, Clone)]
 pub(crate) struct Totals {
@@ -213,6 +227,8 @@ pub(crate) struct Totals {
     pub(crate) bytes_sent: u64,
     /// Bytes read after the warm-up.
     pub(crate) bytes_received: u64,
+    /// With `--resend`: what was tried again.
+    pub(crate) resent: Resent,
     /// When the last connection stopped working.
     pub(crate) finished: Option<Instant>,
 }
@@ -230,6 +246,7 @@ impl Totals {
             errors: ErrorCounts::default(),
             bytes_sent: 0,
             bytes_received: 0,
+            resent: Resent::default(),
             finished: None,
         }
     }
@@ -242,6 +259,8 @@ impl Totals {
         self.errors.merge(&conn.errors);
         self.bytes_sent += conn.bytes_sent;
         self.bytes_received += conn.bytes_received;
+        self.resent.requests += conn.resent.requests;
+        self.resent.connects += conn.resent.connects;
         self.finished = match (self.finished, conn.finished) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),

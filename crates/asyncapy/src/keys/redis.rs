@@ -4,13 +4,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Cmd, FromRedisValue, RedisError};
+use ::redis::{Cmd, FromRedisValue};
 use asyncaproto::Value;
 
 use super::digest::{digest, from_hex, to_hex};
 use super::metadata::{from_json, to_json};
 use super::{KeyStore, KeyStoreError, ListedKey, Rename, StoreFuture};
+use crate::redis_conn::{QueryError, RedisConn};
 
 /// Moves `KEYS[1]` to `KEYS[2]` unless `KEYS[2]` exists: 0 moved, 1 no
 /// `KEYS[1]`, 2 `KEYS[2]` taken. A script runs atomically in Redis.
@@ -66,9 +66,8 @@ const LIST_BATCH: usize = 500;
 /// # }
 /// ```
 pub struct RedisKeyStore {
-    connection: ConnectionManager,
-    /// Where the store connects (host and port, never a password).
-    address: String,
+    /// The connection, and where it goes (host and port, never a password).
+    conn: RedisConn,
     prefix: String,
     timeout: Duration,
 }
@@ -140,25 +139,9 @@ impl RedisKeyStoreBuilder {
     /// # }
     /// ```
     pub fn connect_lazy(self) -> Result<RedisKeyStore, KeyStoreError> {
-        let client = Client::open(self.url.as_str()).map_err(KeyStoreError::backend)?;
-        let address = client.get_connection_info().addr().to_string();
-        // redis-rs's own timeouts bound the background reconnects; they sit
-        // a little past ours so that an operation always ends on ours, as a
-        // `KeyStoreError::Timeout`.
-        let internal = self.timeout + Duration::from_millis(250);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(internal))
-            .set_response_timeout(Some(internal))
-            // Reconnect attempts are cheap and quick: an operation waits for
-            // one at most, within its own timeout.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(200));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(KeyStoreError::backend)?;
+        let conn = RedisConn::open(&self.url, self.timeout).map_err(KeyStoreError::backend)?;
         Ok(RedisKeyStore {
-            connection,
-            address,
+            conn,
             prefix: self.prefix,
             timeout: self.timeout,
         })
@@ -228,25 +211,11 @@ impl RedisKeyStore {
 
     /// Sends `command`, within the timeout.
     async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, KeyStoreError> {
-        let attempt = async {
-            let mut connection = self.connection.clone();
-            match command.query_async(&mut connection).await {
-                // The connection attempt was refused, so the command was never
-                // sent: send it once more, on the connection the manager is
-                // now making (Redis may be back).
-                Err(e) if e.is_connection_refusal() => command.query_async(&mut connection).await,
-                other => other,
-            }
-        };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(result) => result.map_err(|e| failed(&self.address, e)),
-            Err(_) => Err(KeyStoreError::Timeout(self.timeout)),
-        }
+        self.conn.query(command).await.map_err(|e| match e {
+            QueryError::Timeout { timeout, .. } => KeyStoreError::Timeout(timeout),
+            QueryError::Redis(message) => KeyStoreError::backend(message),
+        })
     }
-}
-
-fn failed(address: &str, e: RedisError) -> KeyStoreError {
-    KeyStoreError::backend(format!("Redis at {address}: {e}"))
 }
 
 /// A future answering `result` at once.
@@ -393,7 +362,7 @@ impl fmt::Debug for RedisKeyStore {
     /// Where it connects, its prefix and timeout: never a key or a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisKeyStore")
-            .field("address", &self.address)
+            .field("address", &self.conn.address())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()

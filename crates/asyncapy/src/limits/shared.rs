@@ -26,13 +26,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{LimitsFail, RateLimit};
 use crate::metrics::Metrics;
+use crate::redis_conn::RedisConn;
 
 /// How long one operation may take.
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(500);
@@ -80,7 +79,7 @@ return 1
 
 /// The shared limits of one server.
 pub(crate) struct SharedLimits {
-    redis: Redis,
+    redis: RedisConn,
     fail: LimitsFail,
     /// Sessions ended, whose entries the background task removes.
     releases: mpsc::UnboundedSender<(IpAddr, Uuid)>,
@@ -91,22 +90,8 @@ impl SharedLimits {
     /// `url`, and starts the task that removes ended sessions' entries, on
     /// the current runtime.
     pub(crate) fn connect(url: &str, fail: LimitsFail) -> Result<Arc<SharedLimits>, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let address = client.get_connection_info().addr().to_string();
-        let internal = TIMEOUT + Duration::from_millis(250);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(internal))
-            .set_response_timeout(Some(internal))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(200));
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
+        let redis = RedisConn::open(url, TIMEOUT).map_err(|e| e.to_string())?;
         let (releases, mut ended) = mpsc::unbounded_channel::<(IpAddr, Uuid)>();
-        let redis = Redis {
-            connection,
-            address,
-        };
         // The task holds the connection, not the limits: it ends when the
         // server (every sender) is gone.
         let worker = redis.clone();
@@ -149,7 +134,7 @@ impl SharedLimits {
             .to_owned();
         match self.redis.query::<i64>(&command).await {
             Ok(admitted) => admitted == 1,
-            Err(e) => self.failed("session_limit", ip, &e, metrics),
+            Err(e) => self.failed("session_limit", ip, &e.to_string(), metrics),
         }
     }
 
@@ -197,7 +182,7 @@ impl SharedLimits {
             .to_owned();
         match self.redis.query::<i64>(&command).await {
             Ok(allowed) => allowed == 1,
-            Err(e) => self.failed("rate_limit", ip, &e, metrics),
+            Err(e) => self.failed("rate_limit", ip, &e.to_string(), metrics),
         }
     }
 
@@ -213,35 +198,6 @@ impl SharedLimits {
             self.fail
         );
         open
-    }
-}
-
-/// One reconnecting connection to the store, and its address for messages.
-#[derive(Clone)]
-struct Redis {
-    connection: ConnectionManager,
-    address: String,
-}
-
-impl Redis {
-    /// Runs `command` under [`TIMEOUT`].
-    async fn query<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, String> {
-        let attempt = async {
-            let mut connection = self.connection.clone();
-            match command.query_async(&mut connection).await {
-                // Refused before it was sent: once more, on the connection
-                // the manager is making now (Redis may be back).
-                Err(e) if e.is_connection_refusal() => command.query_async(&mut connection).await,
-                other => other,
-            }
-        };
-        match tokio::time::timeout(TIMEOUT, attempt).await {
-            Ok(result) => result.map_err(|e| format!("Redis at {}: {e}", self.address)),
-            Err(_) => Err(format!(
-                "Redis at {}: no answer within {TIMEOUT:?}",
-                self.address
-            )),
-        }
     }
 }
 

@@ -256,7 +256,19 @@ pub struct Server {
 }
 
 /// A ready hook ([`Server::on_ready`]), boxed.
-type ReadyHook = Box<dyn FnOnce(SocketAddr) -> Result<(), HandlerError> + Send>;
+type ReadyHook = Box<dyn FnOnce(Ready) -> Result<(), HandlerError> + Send>;
+
+/// What a [`Server::on_ready`] hook is told: where the server listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ready {
+    /// The address the listener is bound to (with the real port when 0 was
+    /// asked), as [`RunningServer::local_addr`].
+    pub addr: SocketAddr,
+    /// The address `GET /metrics` is served on, as
+    /// [`RunningServer::metrics_addr`]; `None` without `metrics_addr`.
+    pub metrics_addr: Option<SocketAddr>,
+}
 
 impl Server {
     /// A server with `config` and no handlers yet.
@@ -426,9 +438,10 @@ impl Server {
         self
     }
 
-    /// Runs `hook` with the address the server listens on, once it is bound
-    /// and before it accepts its first connection: the "ready" notification
-    /// (with port 0, the only way to learn the port). Under
+    /// Runs `hook` with the addresses the server listens on ([`Ready`]: its
+    /// own, and the metrics endpoint's), once it is bound and before it
+    /// accepts its first connection: the "ready" notification (with port 0,
+    /// the only way to learn the port). Under
     /// [`Server::start`] and [`Server::run_until_signal`], the SIGINT and
     /// SIGTERM handlers are in place by then, so a supervisor told "ready"
     /// may signal at once. The hook returns `()` or a `Result<(), E>`; an
@@ -443,7 +456,7 @@ impl Server {
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// let mut server = Server::new(Config { port: 0, ..Config::default() });
     /// server.register_handler(echo);
-    /// server.on_ready(move |addr| tx.send(addr));
+    /// server.on_ready(move |ready| tx.send(ready.addr));
     /// let running = server.bind().await?;
     /// assert_eq!(rx.try_recv().ok(), Some(running.local_addr()));
     /// # running.handle().shutdown();
@@ -452,11 +465,11 @@ impl Server {
     /// ```
     pub fn on_ready<F, R>(&mut self, hook: F) -> &mut Server
     where
-        F: FnOnce(SocketAddr) -> R + Send + 'static,
+        F: FnOnce(Ready) -> R + Send + 'static,
         R: IntoHookResult,
     {
         self.ready
-            .push(Box::new(move |addr| hook(addr).into_hook_result()));
+            .push(Box::new(move |ready| hook(ready).into_hook_result()));
         self
     }
 
@@ -661,8 +674,12 @@ impl Server {
         };
         let tracker = TaskTracker::new();
         tracing::info!("Serving on {local_addr}{security}");
+        let told = Ready {
+            addr: local_addr,
+            metrics_addr: endpoint.addr,
+        };
         for ready in self.ready {
-            ready(local_addr).map_err(ServerError::Setup)?;
+            ready(told).map_err(ServerError::Setup)?;
         }
         let run = listener::run(listener, ctx, tracker, self.shutdown);
         let metrics_task = endpoint.task;

@@ -47,6 +47,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use asyncaproto::ErrorCode;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -93,6 +94,19 @@ pub(crate) struct Driver {
     pacer: Option<Pacer>,
     /// Until the slot's first connection attempt has ended.
     first_attempt: bool,
+    /// With `--resend`: when the current run of losses began (none since the
+    /// last answered request: `None`).
+    resend_since: Option<Instant>,
+}
+
+/// Why [`Driver::connect`] gave no connection.
+enum NoConn {
+    /// The run ended while connecting.
+    Over,
+    /// The attempt failed and was counted as an error.
+    Failed,
+    /// With `--resend`: refused while the server restarts; try again.
+    Retry,
 }
 
 impl Driver {
@@ -106,6 +120,7 @@ impl Driver {
             in_flight: InFlight::with_capacity(pipeline),
             pacer,
             first_attempt: true,
+            resend_since: None,
         }
     }
 
@@ -124,12 +139,25 @@ impl Driver {
         self.shared.progress.add_error();
     }
 
+    /// With `--resend`, whether what was just lost (at `now`) is tried again
+    /// rather than counted as an error: within `--timeout` of the first loss
+    /// since the server last answered a request.
+    fn may_resend(&mut self, now: Instant) -> bool {
+        if !self.shared.target.resend {
+            return false;
+        }
+        let since = *self.resend_since.get_or_insert(now);
+        now.saturating_duration_since(since) < self.shared.target.reply_timeout
+    }
+
     /// Connects (with `--tls`, handshakes too), bounded by the connect
-    /// timeout and by the end of a timed run. `None` when the run ended while
-    /// connecting, or when connecting failed (the error is counted, then a
-    /// short pause keeps a dead server from turning this into a busy loop;
-    /// in a timed run, a failed first attempt is told to [`Reachability`]).
-    async fn connect(&mut self) -> Option<Conn> {
+    /// timeout and by the end of a timed run. No connection when the run
+    /// ended while connecting, or when connecting failed: the error is
+    /// counted (with `--resend`, a refused attempt after the slot's first is
+    /// counted as resent instead, while [`Driver::may_resend`] allows), then a
+    /// short pause keeps a dead server from turning this into a busy loop; in
+    /// a timed run, a failed first attempt is told to [`Reachability`].
+    async fn connect(&mut self) -> Result<Conn, NoConn> {
         let shared = Arc::clone(&self.shared);
         let target = &shared.target;
         let deadline = Instant::now() + target.connect_timeout;
@@ -158,9 +186,9 @@ impl Driver {
         let (kind, reason) = match tokio::time::timeout_at(deadline.min(stop), connect).await {
             Ok(Ok(conn)) => {
                 self.first_attempt = false;
-                return Some(conn);
+                return Ok(conn);
             }
-            Err(_) if shared.schedule.time_is_up(Instant::now()) => return None,
+            Err(_) if shared.schedule.time_is_up(Instant::now()) => return Err(NoConn::Over),
             Err(_) => (
                 ErrorKind::ConnectTimeout,
                 format!(
@@ -170,42 +198,62 @@ impl Driver {
             ),
             Ok(Err(failure)) => failure,
         };
-        self.error(kind);
-        if std::mem::take(&mut self.first_attempt) && shared.schedule.stop_at().is_some() {
-            shared.reach.first_attempt_failed(reason);
-        }
+        let first = std::mem::take(&mut self.first_attempt);
+        let outcome = if !first
+            && matches!(kind, ErrorKind::ConnectRefused)
+            && self.may_resend(Instant::now())
+        {
+            self.stats.resent.connects += 1;
+            NoConn::Retry
+        } else {
+            self.error(kind);
+            if first && shared.schedule.stop_at().is_some() {
+                shared.reach.first_attempt_failed(reason);
+            }
+            NoConn::Failed
+        };
         let pause = (Instant::now() + CONNECT_BACKOFF).min(stop);
         tokio::time::sleep_until(pause).await;
-        None
+        Err(outcome)
     }
 
     async fn persistent(&mut self) {
         let pipeline = self.shared.workload.pipeline;
+        self.in_flight.clear();
         loop {
             let now = Instant::now();
             let schedule = &self.shared.schedule;
-            let claim = match self.pacer {
+            // With --resend, requests a restarting server lost are still in
+            // flight: they go first, and the pipeline is topped up.
+            let carried = self.in_flight.requests();
+            match self.pacer {
                 // Paced: the session claims each request when it is due.
-                Some(_) if schedule.is_spent(now) => return,
-                Some(_) => Claim {
-                    granted: 0,
-                    measured: false,
+                Some(_) if carried == 0 && schedule.is_spent(now) => return,
+                Some(_) => {}
+                None => match schedule.claim(now, pipeline - carried) {
+                    Claim { granted: 0, .. } if carried == 0 => return,
+                    claim => self.in_flight.push(now, claim),
                 },
-                None => match schedule.claim(now, pipeline) {
-                    Claim { granted: 0, .. } => return,
-                    claim => claim,
-                },
-            };
-            let Some(conn) = self.connect().await else {
-                continue;
+            }
+            let conn = match self.connect().await {
+                Ok(conn) => conn,
+                // Refused while the server restarts: the requests wait.
+                Err(NoConn::Retry) => continue,
+                Err(NoConn::Over | NoConn::Failed) => {
+                    // Lost with the attempt (it cost them: a dead server
+                    // cannot keep a counted run going).
+                    self.in_flight.clear();
+                    continue;
+                }
             };
             let end = match conn {
-                Conn::Plain(stream) => self.session(stream, claim).await,
-                Conn::Tls(stream) => Box::pin(self.session(stream, claim)).await,
+                Conn::Plain(stream) => self.session(stream).await,
+                Conn::Tls(stream) => Box::pin(self.session(stream)).await,
             };
             match end {
                 SessionEnd::Done => return,
-                SessionEnd::Reconnect => {}
+                SessionEnd::Reconnect => self.in_flight.clear(),
+                SessionEnd::Resend => {}
             }
         }
     }
@@ -214,30 +262,52 @@ impl Driver {
         let shared = Arc::clone(&self.shared);
         let workload = &shared.workload;
         let schedule = &shared.schedule;
+        let mut claim = Claim {
+            granted: 0,
+            measured: false,
+        };
+        let mut start = Instant::now();
         loop {
-            let start = Instant::now();
-            let claim = schedule.claim(start, 1);
             if claim.granted == 0 {
-                return;
-            }
-            let Some(mut stream) = self.connect().await else {
-                if schedule.time_is_up(Instant::now()) {
+                // A new request (with --resend, a lost one is kept, with its
+                // start, until it is answered).
+                start = Instant::now();
+                claim = schedule.claim(start, 1);
+                if claim.granted == 0 {
                     return;
                 }
-                continue;
+            }
+            let mut stream = match self.connect().await {
+                Ok(stream) => stream,
+                Err(NoConn::Retry) => continue,
+                Err(NoConn::Over | NoConn::Failed) => {
+                    claim.granted = 0;
+                    if schedule.time_is_up(Instant::now()) {
+                        return;
+                    }
+                    continue;
+                }
             };
             let deadline = Instant::now() + shared.target.reply_timeout;
             let deadline = schedule.stop_at().map_or(deadline, |end| end.min(deadline));
             let exchange = exchange(&mut stream, workload, &mut self.read_buf);
             let (encoding, total) = match tokio::time::timeout_at(deadline, exchange).await {
                 Ok(Ok(reply)) => reply,
+                Ok(Err(ErrorKind::Closed | ErrorKind::Reset))
+                    if self.may_resend(Instant::now()) =>
+                {
+                    self.stats.resent.requests += 1;
+                    continue;
+                }
                 Ok(Err(kind)) => {
                     self.error(kind);
+                    claim.granted = 0;
                     continue;
                 }
                 Err(_) if schedule.time_is_up(Instant::now()) => return,
                 Err(_) => {
                     self.error(ErrorKind::Timeout);
+                    claim.granted = 0;
                     continue;
                 }
             };
@@ -248,8 +318,16 @@ impl Driver {
                 self.stats.bytes_received += total as u64;
             }
             let reply = self.read_buf.get(..total).unwrap_or_default();
-            match workload.verifier.check(encoding, reply) {
+            let outcome = workload.verifier.check(encoding, reply);
+            if matches!(outcome, Outcome::Failure(ErrorCode::ShuttingDown)) && self.may_resend(now)
+            {
+                self.stats.resent.requests += 1;
+                continue;
+            }
+            claim.granted = 0;
+            match outcome {
                 Outcome::Echo => {
+                    self.resend_since = None;
                     shared.progress.add_requests(1);
                     if claim.measured {
                         self.stats.requests += 1;

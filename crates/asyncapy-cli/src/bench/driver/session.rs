@@ -8,6 +8,7 @@ use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
 
+use asyncaproto::ErrorCode;
 use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Instant;
@@ -21,8 +22,13 @@ use crate::bench::verify::Outcome;
 pub(super) enum SessionEnd {
     /// The run is over for this slot.
     Done,
-    /// The connection is unusable; open another one if the run goes on.
+    /// The connection is unusable; open another one if the run goes on. The
+    /// requests in flight are lost (counted with the error that ended it).
     Reconnect,
+    /// With `--resend`: the server is restarting (it answered
+    /// `ERR_SHUTTING_DOWN`, or closed or reset the connection); the requests
+    /// in flight stay in flight, to be sent again on the next connection.
+    Resend,
 }
 
 /// What woke a persistent session up.
@@ -62,7 +68,7 @@ impl InFlight {
     }
 
     #[inline]
-    fn push(&mut self, sent: Instant, claim: Claim) {
+    pub(super) fn push(&mut self, sent: Instant, claim: Claim) {
         if claim.granted > 0 {
             self.batches.push_back(Batch {
                 sent,
@@ -86,7 +92,12 @@ impl InFlight {
         Some(answer)
     }
 
-    fn clear(&mut self) {
+    /// Requests in flight.
+    pub(super) fn requests(&self) -> usize {
+        self.requests
+    }
+
+    pub(super) fn clear(&mut self) {
         self.batches.clear();
         self.requests = 0;
     }
@@ -131,8 +142,10 @@ impl Driver {
         (self.in_flight.requests < self.shared.workload.pipeline).then_some(pacer.next)
     }
 
-    /// Drives one connection (plain TCP or TLS), starting with `first`
-    /// requests, until the run ends or the connection fails. One poll writes
+    /// Drives one connection (plain TCP or TLS), starting with the requests
+    /// already in flight (claimed for it, or carried over from a connection
+    /// that was lost with `--resend`), until the run ends or the connection
+    /// fails. One poll writes
     /// what is pending (as much as the stream takes), flushes, reads, and
     /// watches the timers. Reads go through `AsyncRead` (unlike
     /// `try_read_buf`): a plain socket's readiness is forgotten after a short
@@ -140,7 +153,6 @@ impl Driver {
     pub(super) async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         mut stream: S,
-        first: Claim,
     ) -> SessionEnd {
         let shared = Arc::clone(&self.shared);
         let workload = &shared.workload;
@@ -149,12 +161,10 @@ impl Driver {
         let frame_len = workload.request.frame.len();
         let reply_timeout = shared.target.reply_timeout;
 
-        self.in_flight.clear();
         self.read_buf.clear();
         let now = Instant::now();
         let mut measuring = now >= schedule.warmup_end;
-        let mut pending_write = first.granted * frame_len;
-        self.in_flight.push(now, first);
+        let mut pending_write = self.in_flight.requests * frame_len;
         let mut last_reply = now;
         let next_deadline = |last_reply: Instant| {
             let timeout = last_reply
@@ -244,6 +254,10 @@ impl Driver {
                 Event::Read(n) => n,
                 Event::Due => continue,
                 Event::Failed(kind) => {
+                    if self.may_resend(Instant::now()) {
+                        self.stats.resent.requests += self.in_flight.requests as u64;
+                        return SessionEnd::Resend;
+                    }
                     self.error(kind);
                     return SessionEnd::Reconnect;
                 }
@@ -326,6 +340,15 @@ impl Driver {
             let outcome = workload.verifier.check(encoding, &rest[..total]);
             parsed += total;
             replies += 1;
+            if matches!(outcome, Outcome::Failure(ErrorCode::ShuttingDown)) && self.may_resend(now)
+            {
+                // The oldest request was not handled (nor any after it; to an
+                // idle session the reply comes unasked): all of them go
+                // again, on a new connection.
+                self.stats.resent.requests += self.in_flight.requests as u64;
+                shared.progress.add_requests(echoes);
+                return Err(SessionEnd::Resend);
+            }
             let Some((sent, measured)) = self.in_flight.pop() else {
                 // A reply to nothing: the stream is out of step with us.
                 end = Some(ErrorKind::Mismatch);
@@ -334,6 +357,8 @@ impl Driver {
             match outcome {
                 Outcome::Echo => {
                     echoes += 1;
+                    // The server answers: a later loss starts a new window.
+                    self.resend_since = None;
                     if measured {
                         // Replies of one batch share a latency: compute it once.
                         let us = match latency {

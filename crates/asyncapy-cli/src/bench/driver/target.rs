@@ -43,6 +43,8 @@ pub(crate) struct Target {
     pub(crate) reply_timeout: Duration,
     /// Set with `--tls`: every connection starts with this handshake.
     pub(crate) tls: Option<TlsTarget>,
+    /// `--resend`: what a restarting server loses is sent again.
+    pub(crate) resend: bool,
 }
 
 /// How to open TLS on a connection: the client configuration (built once for
