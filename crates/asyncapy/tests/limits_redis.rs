@@ -247,6 +247,52 @@ async fn redis_down_fails_open_by_default_and_coming_back_is_picked_up() {
     running.wait().await.unwrap();
 }
 
+/// How many entries the sessions set of 127.0.0.1 holds.
+fn entries(redis: &RedisServer) -> i64 {
+    match redis_command(redis, &["ZCARD", "asyncapy:limits:sessions:127.0.0.1"]) {
+        redis::Value::Int(n) => n,
+        other => panic!("ZCARD answered {other:?}"),
+    }
+}
+
+/// Sessions admitted while Redis was away (`limits_fail = open`), and the
+/// ones admitted before it came back empty, count again after the next
+/// heartbeat: the limit holds for them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_adds_back_the_sessions_redis_lost() {
+    let mut redis = RedisServer::start();
+    let running = server(&redis, |c| c.session_limit = 2).await;
+    let before = session(running.local_addr()).await.unwrap();
+    assert_eq!(entries(&redis), 1);
+    redis.stop();
+    let during = session(running.local_addr()).await.unwrap();
+    redis.restart();
+    assert_eq!(entries(&redis), 0, "Redis came back with entries");
+    // Within one heartbeat (5 s) and its timeout, both are back.
+    let started = Instant::now();
+    while entries(&redis) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "the live sessions were not added back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        session(running.local_addr()).await.err(),
+        Some(ErrorCode::SessionLimitReached)
+    );
+    // And a session that ends still frees its entry at once.
+    drop(during);
+    let started = Instant::now();
+    while entries(&redis) > 1 {
+        assert!(started.elapsed() < Duration::from_secs(2), "not freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(before);
+    running.handle().shutdown();
+    running.wait().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_with_limits_fail_closed_refuses() {
     let mut redis = RedisServer::start();

@@ -9,11 +9,14 @@
 //! - Sessions: a sorted set per IP, `{prefix}sessions:{ip}`, of session ids
 //!   scored by their expiry. Admission drops the expired entries, counts the
 //!   rest, and adds the newcomer if there is room. Each server refreshes its
-//!   live sessions' entries every [`HEARTBEAT`] (`ZADD XX`: a closed session
-//!   is not brought back), so the entries of a server that dies without
-//!   cleaning up expire within [`SESSION_TTL`]. A session that ends removes
-//!   its entry at once (on a background task: the end of a session never
-//!   waits on Redis).
+//!   live sessions' entries every [`HEARTBEAT`], so the entries of a server
+//!   that dies without cleaning up expire within [`SESSION_TTL`]; the
+//!   heartbeat adds back the entries that are missing, so sessions admitted
+//!   while Redis was away (`limits_fail = open`), or all of them after Redis
+//!   came back empty, count again within one heartbeat. A session that ends
+//!   removes its entry at once. Both run on one background task, in order
+//!   (the end of a session never waits on Redis, and a heartbeat never
+//!   brings back a closed session: see [`SharedLimits::heartbeat`]).
 //! - Rate: one GCRA theoretical arrival time per IP, `{prefix}rate:{ip}`, in
 //!   microseconds of Redis's clock, expiring when it is in the past.
 //!
@@ -53,17 +56,30 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 ";
 
-/// KEYS: the sets; ARGV[1] TTL (ms), then one session id per key.
+/// KEYS: the sets; ARGV[1] TTL (ms), then one session id per key. Adds
+/// the entries that are missing (sessions admitted while Redis was away, or
+/// a Redis that came back empty).
 const HEARTBEAT_SCRIPT: &str = "
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
+  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
   redis.call('PEXPIRE', key, ttl)
 end
 return #KEYS
 ";
+
+/// The live sessions of a server, asked for when a heartbeat is sent.
+pub(crate) type LiveSessions = Box<dyn FnOnce() -> Vec<(IpAddr, Uuid)> + Send>;
+
+/// What the background task does, in the order asked.
+enum Job {
+    /// Remove an ended session's entry.
+    Release(IpAddr, Uuid),
+    /// Refresh (or add back) the entries of the live sessions.
+    Heartbeat(LiveSessions, Option<Arc<Metrics>>),
+}
 
 /// KEYS[1] the IP's TAT; ARGV: emission interval, tolerance (µs). 1: allowed.
 const GCRA: &str = "
@@ -81,8 +97,9 @@ return 1
 pub(crate) struct SharedLimits {
     redis: RedisConn,
     fail: LimitsFail,
-    /// Sessions ended, whose entries the background task removes.
-    releases: mpsc::UnboundedSender<(IpAddr, Uuid)>,
+    /// The background task's work: ended sessions' entries to remove, and
+    /// heartbeats, one queue so that they keep their order.
+    jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl SharedLimits {
@@ -91,28 +108,21 @@ impl SharedLimits {
     /// the current runtime.
     pub(crate) fn connect(url: &str, fail: LimitsFail) -> Result<Arc<SharedLimits>, String> {
         let redis = RedisConn::open(url, TIMEOUT).map_err(|e| e.to_string())?;
-        let (releases, mut ended) = mpsc::unbounded_channel::<(IpAddr, Uuid)>();
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         // The task holds the connection, not the limits: it ends when the
         // server (every sender) is gone.
         let worker = redis.clone();
         tokio::spawn(async move {
-            while let Some((ip, id)) = ended.recv().await {
-                let command = redis::cmd("ZREM")
-                    .arg(sessions_key(ip))
-                    .arg(id.to_string())
-                    .to_owned();
-                if let Err(e) = worker.query::<i64>(&command).await {
-                    tracing::warn!(
-                        "limits_store: the slot of session {id} ({ip}) is left to expire: {e}"
-                    );
+            while let Some(job) = queue.recv().await {
+                match job {
+                    Job::Release(ip, id) => release(&worker, ip, id).await,
+                    Job::Heartbeat(live, metrics) => {
+                        heartbeat(&worker, &live(), metrics.as_deref()).await;
+                    }
                 }
             }
         });
-        Ok(Arc::new(SharedLimits {
-            redis,
-            fail,
-            releases,
-        }))
+        Ok(Arc::new(SharedLimits { redis, fail, jobs }))
     }
 
     /// Whether session `id` of `ip` fits under `limit` across every server
@@ -140,29 +150,17 @@ impl SharedLimits {
 
     /// Frees the entry of session `id` of `ip`, at once (in the background).
     pub(crate) fn release(&self, ip: IpAddr, id: Uuid) {
-        let _ = self.releases.send((ip, id));
+        let _ = self.jobs.send(Job::Release(ip, id));
     }
 
-    /// Refreshes the entries of the `live` sessions of this server.
-    pub(crate) async fn heartbeat(&self, live: &[(IpAddr, Uuid)], metrics: Option<&Metrics>) {
-        for batch in live.chunks(500) {
-            let mut command = redis::cmd("EVAL");
-            command.arg(HEARTBEAT_SCRIPT).arg(batch.len());
-            for (ip, _) in batch {
-                command.arg(sessions_key(*ip));
-            }
-            command.arg(SESSION_TTL.as_millis() as u64);
-            for (_, id) in batch {
-                command.arg(id.to_string());
-            }
-            if let Err(e) = self.redis.query::<i64>(&command).await {
-                if let Some(metrics) = metrics {
-                    metrics.limits_store_error();
-                }
-                tracing::warn!("limits_store: session heartbeat failed: {e}");
-                return;
-            }
-        }
+    /// Refreshes the entries of this server's live sessions, adding back the
+    /// missing ones (in the background). `live` is asked for when the
+    /// heartbeat goes out, after every release asked for before it: a
+    /// session that ended by then is not in it, and one that ends later is
+    /// released after it, so a heartbeat never brings back a closed
+    /// session's entry (the registry forgets a session before releasing it).
+    pub(crate) fn heartbeat(&self, live: LiveSessions, metrics: Option<Arc<Metrics>>) {
+        let _ = self.jobs.send(Job::Heartbeat(live, metrics));
     }
 
     /// Whether a packet of `ip` is within `rate` across every server; a
@@ -198,6 +196,39 @@ impl SharedLimits {
             self.fail
         );
         open
+    }
+}
+
+/// Removes the entry of session `id` of `ip`.
+async fn release(redis: &RedisConn, ip: IpAddr, id: Uuid) {
+    let command = redis::cmd("ZREM")
+        .arg(sessions_key(ip))
+        .arg(id.to_string())
+        .to_owned();
+    if let Err(e) = redis.query::<i64>(&command).await {
+        tracing::warn!("limits_store: the slot of session {id} ({ip}) is left to expire: {e}");
+    }
+}
+
+/// Sets the entries of the `live` sessions to expire one TTL from now.
+async fn heartbeat(redis: &RedisConn, live: &[(IpAddr, Uuid)], metrics: Option<&Metrics>) {
+    for batch in live.chunks(500) {
+        let mut command = redis::cmd("EVAL");
+        command.arg(HEARTBEAT_SCRIPT).arg(batch.len());
+        for (ip, _) in batch {
+            command.arg(sessions_key(*ip));
+        }
+        command.arg(SESSION_TTL.as_millis() as u64);
+        for (_, id) in batch {
+            command.arg(id.to_string());
+        }
+        if let Err(e) = redis.query::<i64>(&command).await {
+            if let Some(metrics) = metrics {
+                metrics.limits_store_error();
+            }
+            tracing::warn!("limits_store: session heartbeat failed: {e}");
+            return;
+        }
     }
 }
 

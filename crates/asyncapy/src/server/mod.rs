@@ -634,8 +634,8 @@ impl Server {
                 every.tick().await;
                 loop {
                     every.tick().await;
-                    let live = registry.live();
-                    shared.heartbeat(&live, metrics.as_deref()).await;
+                    let registry = registry.clone();
+                    shared.heartbeat(Box::new(move || registry.live()), metrics.clone());
                 }
             })
         });
