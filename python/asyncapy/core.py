@@ -184,17 +184,12 @@ class Client:
             raise TypeError("send() takes a Packet or a dict")
         if self._peer is None:
             return _Done(False)
-        sent = self._peer.send(fields, close)
-        if self.server is not None:
-            self.server._need_flush()
-        return _Done(sent)
+        return _Done(self._peer.send(fields, close))
 
     def close(self):
         """Closes the session once what was sent is written (awaitable too)."""
         if self._peer is not None:
             self._peer.close()
-            if self.server is not None:
-                self.server._need_flush()
         return _Done(None)
 
     @property

@@ -46,12 +46,18 @@ _MAX_IDLE_WORKERS = 256
 class _Workers:
     """Trio tasks that run handlers one packet after another, parked between
     packets: handing a packet to a parked task (``reschedule``) costs about
-    half of spawning a task for it."""
+    half of spawning a task for it.
 
-    def __init__(self, run, nursery):
+    Each worker runs its jobs inside one long-lived ``trio.CancelScope``
+    (entering and leaving a scope costs about as much as the rest of a job's
+    Python side): a job's timeout cancels its worker's scope, which ends that
+    job, and the worker goes on in a new scope."""
+
+    def __init__(self, run, nursery, scopes):
         self._run = run
         self._nursery = nursery
         self._idle = []
+        self._scopes = scopes
 
     def submit(self, event):
         if self._idle:
@@ -70,11 +76,29 @@ class _Workers:
             return trio.lowlevel.Abort.SUCCEEDED
 
         while True:
-            await run(event)
-            if len(idle) >= _MAX_IDLE_WORKERS:
-                return
-            idle.append(task)
-            event = await trio.lowlevel.wait_task_rescheduled(abort)
+            with trio.CancelScope() as scope:
+                while True:
+                    if event is not None:
+                        await run(event, scope)
+                    if len(idle) >= _MAX_IDLE_WORKERS:
+                        return
+                    idle.append(task)
+                    event = None
+                    event = await trio.lowlevel.wait_task_rescheduled(abort)
+            # Cancelled (a job's timeout): that job is over; go on in a new scope.
+            event = None
+
+
+class _Flusher(trio.abc.Instrument):
+    """Hands the sends and outcomes of each trio scheduling batch to the
+    engine in one call, when trio is about to wait for I/O (after every task
+    of the batch has run); ``Engine.flush`` does nothing when there are none."""
+
+    def __init__(self, engine):
+        self._flush = engine.flush
+
+    def before_io_wait(self, timeout):
+        self._flush()
 
 
 def _level_number(level):
@@ -163,8 +187,6 @@ class Server:
         self._scopes = {}
         self._cancelled = set()
         self._waiting = set()
-        self._flush_task = None
-        self._flush_pending = False
         #: The ``(host, port)`` the server listens on, once started.
         self.bound_address = None
         if config:
@@ -308,15 +330,19 @@ class Server:
             log.error(f"{{API main}} Could not bind: {error}")
             sys.exit("PORT_UNAVAILABLE")
         self._engine = engine
-        self._levels_cache = {}
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await nursery.start(self._watch_signals, engine)
-            await nursery.start(self._flusher, engine)
-            host, port = self.bound_address
-            log.info(f"{{API main}} Now serving at {host}:{port}")
-            await self._drain(engine, nursery)
-            nursery.cancel_scope.cancel()
+        flusher = _Flusher(engine)
+        trio.lowlevel.add_instrument(flusher)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self._watch_signals, engine)
+                host, port = self.bound_address
+                log.info(f"{{API main}} Now serving at {host}:{port}")
+                await self._drain(engine, nursery)
+                nursery.cancel_scope.cancel()
+        finally:
+            trio.lowlevel.remove_instrument(flusher)
+            engine.flush()
         log.info("{API main} Server stopped, running shutdown function...")
         result = self.shutdown()
         if inspect.isawaitable(result):
@@ -333,29 +359,8 @@ class Server:
                     log.info("{API main} SIGTERM received, exiting")
                 engine.shutdown()
 
-    async def _flusher(self, engine, task_status=trio.TASK_STATUS_IGNORED):
-        """Hands the sends and outcomes of each trio scheduling batch to the
-        engine in one call: woken by the first of them, it runs after every
-        task of the batch."""
-        self._flush_task = trio.lowlevel.current_task()
-        task_status.started()
-
-        def abort(_raise_cancel):
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        try:
-            while True:
-                await trio.lowlevel.wait_task_rescheduled(abort)
-                self._flush_pending = False
-                engine.flush()
-        finally:
-            self._flush_task = None
-            engine.flush()
-
     def _need_flush(self):
-        if not self._flush_pending and self._flush_task is not None:
-            self._flush_pending = True
-            trio.lowlevel.reschedule(self._flush_task)
+        """Kept for callers of 0.5-era internals: flushing is automatic."""
 
     def stop(self):
         """Starts a graceful shutdown (from a handler, or from the trio thread)."""
@@ -365,7 +370,11 @@ class Server:
     async def _drain(self, engine, nursery):
         fd = engine.fileno()
         wait = trio.lowlevel.wait_readable
-        workers = _Workers(lambda event: self._run_job(engine, event), nursery)
+        functions = [handler.function for handler, _ in self._handlers]
+        workers = _Workers(
+            lambda event, scope: self._run_job(engine, functions, event, scope),
+            nursery, self._scopes,
+        )
         submit = workers.submit
         waiting = self._waiting
         while True:
@@ -378,8 +387,12 @@ class Server:
                 elif kind == "filter":
                     self._run_filter(engine, event)
                 elif kind == "cancel":
-                    scope = self._scopes.get(event[1])
-                    if scope is not None:
+                    running = self._scopes.get(event[1])
+                    if running is not None:
+                        scope, peer = running
+                        log.info(
+                            f"({peer.session_id}) {{Client handler}} The operation has timed out"
+                        )
                         scope.cancel()
                     elif event[1] in waiting:
                         # submitted, not started yet: it will not run
@@ -387,7 +400,7 @@ class Server:
                 elif kind == "log":
                     self._emit(event)
                 elif kind == "stopped":
-                    for scope in list(self._scopes.values()):
+                    for scope, _ in list(self._scopes.values()):
                         scope.cancel()
                     return
 
@@ -414,34 +427,29 @@ class Server:
             )
             passed = False
         engine.finish(job, _PASS if passed else _FAIL)
-        self._need_flush()
 
-    async def _run_job(self, engine, event):
+    async def _run_job(self, engine, functions, event, scope):
         _, job, index, peer, fields, encoding = event
         self._waiting.discard(job)
         if job in self._cancelled:
             self._cancelled.discard(job)
             return
-        handler = self._handlers[index][0]
         client = Client._from_peer(peer, self)
         packet = Packet._from_engine(fields, encoding, client)
-        outcome = _DONE
-        with trio.CancelScope() as scope:
-            self._scopes[job] = scope
-            try:
-                await handler.function(client, packet)
-            except StopPropagation:
-                outcome = _STOP
-            except Exception as error:
-                log.exception(
-                    f"({peer.session_id}) {{Client handler}} A fatal unhandled exception "
-                    f"occurred -> {type(error).__name__}: {error}"
-                )
-                outcome = _FAILED
-            finally:
-                del self._scopes[job]
-        if scope.cancelled_caught:
-            log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
-            return
+        scopes = self._scopes
+        # The worker's scope: cancelling it (this job's timeout) ends this job.
+        scopes[job] = (scope, peer)
+        try:
+            await functions[index](client, packet)
+            outcome = _DONE
+        except StopPropagation:
+            outcome = _STOP
+        except Exception as error:
+            log.exception(
+                f"({peer.session_id}) {{Client handler}} A fatal unhandled exception "
+                f"occurred -> {type(error).__name__}: {error}"
+            )
+            outcome = _FAILED
+        finally:
+            del scopes[job]
         engine.finish(job, outcome)
-        self._need_flush()
