@@ -5,6 +5,7 @@ import inspect
 import logging
 import signal
 import sys
+import types
 
 import outcome
 import trio
@@ -43,31 +44,74 @@ _DONE, _STOP, _FAILED, _PASS, _FAIL = 0, 1, 2, 3, 4
 _MAX_IDLE_WORKERS = 256
 
 
-class _Workers:
-    """Trio tasks that run handlers one packet after another, parked between
-    packets: handing a packet to a parked task (``reschedule``) costs about
-    half of spawning a task for it.
+@types.coroutine
+def _resume(coro, yielded):
+    """Goes on driving ``coro``, which yielded ``yielded`` to trio on its first
+    step: forwards what trio sends or throws until it returns."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
-    Each worker runs its jobs inside one long-lived ``trio.CancelScope``
-    (entering and leaving a scope costs about as much as the rest of a job's
-    Python side): a job's timeout cancels its worker's scope, which ends that
-    job, and the worker goes on in a new scope."""
 
-    def __init__(self, run, nursery, scopes):
-        self._run = run
+class _Runner:
+    """Runs the engine's events on trio: one task at a time is the *drainer*,
+    which waits on the engine's wake descriptor, takes a batch of events and
+    runs them in order, in itself.
+
+    A handler's coroutine takes its first step right there (``coro.send``):
+    one that returns without blocking (an echo: ``await client.send(p)``
+    does not block) costs no trio task step. One that blocks (``await
+    trio.sleep(1)``) keeps the drainer's task, which finishes it: the drain
+    role and the rest of the batch go to a parked task (``reschedule``) or a
+    new one. Events are taken strictly in order, so a job's cancellation is
+    never seen before its start.
+
+    Each task runs in a long-lived ``trio.CancelScope`` (entering and leaving
+    one costs about as much as the rest of a job's Python side): a job's
+    timeout cancels the scope of the task running it, which ends that job;
+    the task then parks and goes on in a new scope."""
+
+    def __init__(self, server, engine, nursery):
+        self._server = server
+        self._engine = engine
         self._nursery = nursery
         self._idle = []
-        self._scopes = scopes
+        self._scopes = server._scopes
+        self._functions = [handler.function for handler, _ in server._handlers]
+        self.stopped = trio.Event()
 
-    def submit(self, event):
+    def start(self):
+        self._nursery.start_soon(self._work, None, 0)
+
+    def _hand_off(self, events, start):
+        """Gives the drain role, with ``events[start:]`` to run first, to
+        another task."""
         if self._idle:
-            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(event))
+            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value((events, start)))
         else:
-            self._nursery.start_soon(self._work, event)
+            self._nursery.start_soon(self._work, events, start)
 
-    async def _work(self, event):
+    async def _work(self, events, start):
+        engine = self._engine
+        server = self._server
+        scopes = self._scopes
+        functions = self._functions
         idle = self._idle
-        run = self._run
+        fd = engine.fileno()
+        wait = trio.lowlevel.wait_readable
+        finish = engine.finish
+        from_peer = Client._from_peer
+        from_engine = Packet._from_engine
         task = trio.lowlevel.current_task()
 
         def abort(_raise_cancel):
@@ -76,17 +120,85 @@ class _Workers:
             return trio.lowlevel.Abort.SUCCEEDED
 
         while True:
+            # This task is the drainer.
             with trio.CancelScope() as scope:
-                while True:
-                    if event is not None:
-                        await run(event, scope)
-                    if len(idle) >= _MAX_IDLE_WORKERS:
-                        return
-                    idle.append(task)
-                    event = None
-                    event = await trio.lowlevel.wait_task_rescheduled(abort)
-            # Cancelled (a job's timeout): that job is over; go on in a new scope.
-            event = None
+                blocked = None
+                while blocked is None:
+                    if events is None:
+                        await wait(fd)
+                        events = engine.drain(1024)
+                        start = 0
+                    for i in range(start, len(events)):
+                        event = events[i]
+                        if event[0] != "job":
+                            if self._other(event):
+                                return
+                            continue
+                        _, job, index, peer, fields, encoding = event
+                        client = from_peer(peer, server)
+                        coro = functions[index](client, from_engine(fields, encoding, client))
+                        try:
+                            yielded = coro.send(None)
+                        except StopIteration:
+                            code = _DONE
+                        except StopPropagation:
+                            code = _STOP
+                        except Exception as error:
+                            _log_failure(peer, error)
+                            code = _FAILED
+                        else:
+                            blocked = (job, peer, coro, yielded, events, i + 1)
+                            break
+                        finish(job, code)
+                    events = None
+                # A handler blocks: it keeps this task; another one drains.
+                job, peer, coro, yielded, rest, start = blocked
+                blocked = None
+                self._hand_off(rest, start)
+                scopes[job] = (scope, peer)
+                try:
+                    await _resume(coro, yielded)
+                    code = _DONE
+                except StopPropagation:
+                    code = _STOP
+                except Exception as error:
+                    _log_failure(peer, error)
+                    code = _FAILED
+                finally:
+                    del scopes[job]
+                finish(job, code)
+            # Cancelled (a timeout) or done: park until given the drain role.
+            if len(idle) >= _MAX_IDLE_WORKERS:
+                return
+            idle.append(task)
+            events, start = await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _other(self, event):
+        """Runs an event that is not a job; true when the engine stopped."""
+        kind = event[0]
+        if kind == "filter":
+            self._server._run_filter(self._engine, event)
+        elif kind == "cancel":
+            running = self._scopes.get(event[1])
+            if running is not None:
+                scope, peer = running
+                log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
+                scope.cancel()
+        elif kind == "log":
+            self._server._emit(event)
+        elif kind == "stopped":
+            for scope, _ in list(self._scopes.values()):
+                scope.cancel()
+            self.stopped.set()
+            return True
+        return False
+
+
+def _log_failure(peer, error):
+    log.exception(
+        f"({peer.session_id}) {{Client handler}} A fatal unhandled exception "
+        f"occurred -> {type(error).__name__}: {error}"
+    )
 
 
 class _Flusher(trio.abc.Instrument):
@@ -185,8 +297,6 @@ class Server:
         self._filters = []
         self._engine = None
         self._scopes = {}
-        self._cancelled = set()
-        self._waiting = set()
         #: The ``(host, port)`` the server listens on, once started.
         self.bound_address = None
         if config:
@@ -338,7 +448,9 @@ class Server:
                 await nursery.start(self._watch_signals, engine)
                 host, port = self.bound_address
                 log.info(f"{{API main}} Now serving at {host}:{port}")
-                await self._drain(engine, nursery)
+                runner = _Runner(self, engine, nursery)
+                runner.start()
+                await runner.stopped.wait()
                 nursery.cancel_scope.cancel()
         finally:
             trio.lowlevel.remove_instrument(flusher)
@@ -367,43 +479,6 @@ class Server:
         if self._engine is not None:
             self._engine.shutdown()
 
-    async def _drain(self, engine, nursery):
-        fd = engine.fileno()
-        wait = trio.lowlevel.wait_readable
-        functions = [handler.function for handler, _ in self._handlers]
-        workers = _Workers(
-            lambda event, scope: self._run_job(engine, functions, event, scope),
-            nursery, self._scopes,
-        )
-        submit = workers.submit
-        waiting = self._waiting
-        while True:
-            await wait(fd)
-            for event in engine.drain(1024):
-                kind = event[0]
-                if kind == "job":
-                    waiting.add(event[1])
-                    submit(event)
-                elif kind == "filter":
-                    self._run_filter(engine, event)
-                elif kind == "cancel":
-                    running = self._scopes.get(event[1])
-                    if running is not None:
-                        scope, peer = running
-                        log.info(
-                            f"({peer.session_id}) {{Client handler}} The operation has timed out"
-                        )
-                        scope.cancel()
-                    elif event[1] in waiting:
-                        # submitted, not started yet: it will not run
-                        self._cancelled.add(event[1])
-                elif kind == "log":
-                    self._emit(event)
-                elif kind == "stopped":
-                    for scope, _ in list(self._scopes.values()):
-                        scope.cancel()
-                    return
-
     def _emit(self, event):
         _, level, session, message, created = event
         if not log.isEnabledFor(level):
@@ -427,29 +502,3 @@ class Server:
             )
             passed = False
         engine.finish(job, _PASS if passed else _FAIL)
-
-    async def _run_job(self, engine, functions, event, scope):
-        _, job, index, peer, fields, encoding = event
-        self._waiting.discard(job)
-        if job in self._cancelled:
-            self._cancelled.discard(job)
-            return
-        client = Client._from_peer(peer, self)
-        packet = Packet._from_engine(fields, encoding, client)
-        scopes = self._scopes
-        # The worker's scope: cancelling it (this job's timeout) ends this job.
-        scopes[job] = (scope, peer)
-        try:
-            await functions[index](client, packet)
-            outcome = _DONE
-        except StopPropagation:
-            outcome = _STOP
-        except Exception as error:
-            log.exception(
-                f"({peer.session_id}) {{Client handler}} A fatal unhandled exception "
-                f"occurred -> {type(error).__name__}: {error}"
-            )
-            outcome = _FAILED
-        finally:
-            del scopes[job]
-        engine.finish(job, outcome)

@@ -532,7 +532,7 @@ impl Engine {
                     packet,
                 } => {
                     let (peer, dict, encoding) = packet_args(py, s, client, &packet)?;
-                    ("job", id, handler, peer, dict, encoding).into_pyobject(py)?
+                    (pyo3::intern!(py, "job"), id, handler, peer, dict, encoding).into_pyobject(py)?
                 }
                 Event::Filter {
                     id,
@@ -646,11 +646,11 @@ fn packet_args<'py>(
     shared: &Arc<Shared>,
     client: Client,
     packet: &Packet,
-) -> PyResult<(Peer, Bound<'py, PyDict>, &'static str)> {
+) -> PyResult<(Peer, Bound<'py, PyDict>, Bound<'py, PyString>)> {
     let dict = map_to_py(py, packet.map())?;
     let peer = Peer {
         client,
         shared: shared.clone(),
     };
-    Ok((peer, dict, encoding_name(packet.encoding())))
+    Ok((peer, dict, encoding_py(py, packet.encoding())))
 }
