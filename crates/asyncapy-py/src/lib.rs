@@ -532,7 +532,8 @@ impl Engine {
                     packet,
                 } => {
                     let (peer, dict, encoding) = packet_args(py, s, client, &packet)?;
-                    (pyo3::intern!(py, "job"), id, handler, peer, dict, encoding).into_pyobject(py)?
+                    (pyo3::intern!(py, "job"), id, handler, peer, dict, encoding)
+                        .into_pyobject(py)?
                 }
                 Event::Filter {
                     id,
