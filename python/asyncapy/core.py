@@ -28,6 +28,9 @@ class _Done:
         return f"<done: {self.value!r}>"
 
 
+_SENT, _NOT_SENT, _NOTHING = _Done(True), _Done(False), _Done(None)
+
+
 def _check_encoding(encoding):
     if not isinstance(encoding, str):
         raise ValueError("The encoding must be a string")
@@ -132,26 +135,46 @@ class Client:
     ``str(client)`` gives ``Client(127.0.0.1)``.
     """
 
-    __slots__ = ("address", "server", "encoding", "_peer", "_session", "_stream")
+    __slots__ = ("_address", "server", "_encoding", "_peer", "_session", "_stream")
 
     def __init__(self, address, server=None, stream=None, session=None, encoding="json"):
-        self.address = address
+        self._address = address
         self.server = server
         self._stream = stream
         self._session = session
-        self.encoding = encoding
+        self._encoding = encoding
         self._peer = None
 
     @classmethod
     def _from_peer(cls, peer, server):
+        # address and encoding are read from the engine when first asked for
         client = cls.__new__(cls)
-        client.address = peer.address
         client.server = server
-        client.encoding = peer.encoding
         client._peer = peer
-        client._session = None
-        client._stream = None
+        client._address = client._encoding = client._session = client._stream = None
         return client
+
+    @property
+    def address(self):
+        """The peer's IP address."""
+        if self._address is None and self._peer is not None:
+            self._address = self._peer.address
+        return self._address
+
+    @address.setter
+    def address(self, value):
+        self._address = value
+
+    @property
+    def encoding(self):
+        """The session's encoding, ``json`` or ``ziproto``."""
+        if self._encoding is None and self._peer is not None:
+            self._encoding = self._peer.encoding
+        return self._encoding
+
+    @encoding.setter
+    def encoding(self, value):
+        self._encoding = value
 
     @property
     def _server(self):
@@ -183,19 +206,14 @@ class Client:
         else:
             raise TypeError("send() takes a Packet or a dict")
         if self._peer is None:
-            return _Done(False)
-        sent = self._peer.send(fields, close)
-        if self.server is not None:
-            self.server._need_flush()
-        return _Done(sent)
+            return _NOT_SENT
+        return _SENT if self._peer.send(fields, close) else _NOT_SENT
 
     def close(self):
         """Closes the session once what was sent is written (awaitable too)."""
         if self._peer is not None:
             self._peer.close()
-            if self.server is not None:
-                self.server._need_flush()
-        return _Done(None)
+        return _NOTHING
 
     @property
     def closed(self):

@@ -5,6 +5,7 @@ import inspect
 import logging
 import signal
 import sys
+import types
 
 import outcome
 import trio
@@ -43,25 +44,74 @@ _DONE, _STOP, _FAILED, _PASS, _FAIL = 0, 1, 2, 3, 4
 _MAX_IDLE_WORKERS = 256
 
 
-class _Workers:
-    """Trio tasks that run handlers one packet after another, parked between
-    packets: handing a packet to a parked task (``reschedule``) costs about
-    half of spawning a task for it."""
+@types.coroutine
+def _resume(coro, yielded):
+    """Goes on driving ``coro``, which yielded ``yielded`` to trio on its first
+    step: forwards what trio sends or throws until it returns."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
-    def __init__(self, run, nursery):
-        self._run = run
+
+class _Runner:
+    """Runs the engine's events on trio: one task at a time is the *drainer*,
+    which waits on the engine's wake descriptor, takes a batch of events and
+    runs them in order, in itself.
+
+    A handler's coroutine takes its first step right there (``coro.send``):
+    one that returns without blocking (an echo: ``await client.send(p)``
+    does not block) costs no trio task step. One that blocks (``await
+    trio.sleep(1)``) keeps the drainer's task, which finishes it: the drain
+    role and the rest of the batch go to a parked task (``reschedule``) or a
+    new one. Events are taken strictly in order, so a job's cancellation is
+    never seen before its start.
+
+    Each task runs in a long-lived ``trio.CancelScope`` (entering and leaving
+    one costs about as much as the rest of a job's Python side): a job's
+    timeout cancels the scope of the task running it, which ends that job;
+    the task then parks and goes on in a new scope."""
+
+    def __init__(self, server, engine, nursery):
+        self._server = server
+        self._engine = engine
         self._nursery = nursery
         self._idle = []
+        self._scopes = server._scopes
+        self._functions = [handler.function for handler, _ in server._handlers]
+        self.stopped = trio.Event()
 
-    def submit(self, event):
+    def start(self):
+        self._nursery.start_soon(self._work, None, 0)
+
+    def _hand_off(self, events, start):
+        """Gives the drain role, with ``events[start:]`` to run first, to
+        another task."""
         if self._idle:
-            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value(event))
+            trio.lowlevel.reschedule(self._idle.pop(), outcome.Value((events, start)))
         else:
-            self._nursery.start_soon(self._work, event)
+            self._nursery.start_soon(self._work, events, start)
 
-    async def _work(self, event):
+    async def _work(self, events, start):
+        engine = self._engine
+        server = self._server
+        scopes = self._scopes
+        functions = self._functions
         idle = self._idle
-        run = self._run
+        fd = engine.fileno()
+        wait = trio.lowlevel.wait_readable
+        finish = engine.finish
+        from_peer = Client._from_peer
+        from_engine = Packet._from_engine
         task = trio.lowlevel.current_task()
 
         def abort(_raise_cancel):
@@ -70,11 +120,97 @@ class _Workers:
             return trio.lowlevel.Abort.SUCCEEDED
 
         while True:
-            await run(event)
+            # This task is the drainer.
+            with trio.CancelScope() as scope:
+                blocked = None
+                while blocked is None:
+                    if events is None:
+                        await wait(fd)
+                        events = engine.drain(1024)
+                        start = 0
+                    for i in range(start, len(events)):
+                        event = events[i]
+                        if event[0] != "job":
+                            if self._other(event):
+                                return
+                            continue
+                        _, job, index, peer, fields, encoding = event
+                        client = from_peer(peer, server)
+                        coro = functions[index](client, from_engine(fields, encoding, client))
+                        try:
+                            yielded = coro.send(None)
+                        except StopIteration:
+                            code = _DONE
+                        except StopPropagation:
+                            code = _STOP
+                        except Exception as error:
+                            _log_failure(peer, error)
+                            code = _FAILED
+                        else:
+                            blocked = (job, peer, coro, yielded, events, i + 1)
+                            break
+                        finish(job, code)
+                    events = None
+                # A handler blocks: it keeps this task; another one drains.
+                job, peer, coro, yielded, rest, start = blocked
+                blocked = None
+                self._hand_off(rest, start)
+                scopes[job] = (scope, peer)
+                try:
+                    await _resume(coro, yielded)
+                    code = _DONE
+                except StopPropagation:
+                    code = _STOP
+                except Exception as error:
+                    _log_failure(peer, error)
+                    code = _FAILED
+                finally:
+                    del scopes[job]
+                finish(job, code)
+            # Cancelled (a timeout) or done: park until given the drain role.
             if len(idle) >= _MAX_IDLE_WORKERS:
                 return
             idle.append(task)
-            event = await trio.lowlevel.wait_task_rescheduled(abort)
+            events, start = await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _other(self, event):
+        """Runs an event that is not a job; true when the engine stopped."""
+        kind = event[0]
+        if kind == "filter":
+            self._server._run_filter(self._engine, event)
+        elif kind == "cancel":
+            running = self._scopes.get(event[1])
+            if running is not None:
+                scope, peer = running
+                log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
+                scope.cancel()
+        elif kind == "log":
+            self._server._emit(event)
+        elif kind == "stopped":
+            for scope, _ in list(self._scopes.values()):
+                scope.cancel()
+            self.stopped.set()
+            return True
+        return False
+
+
+def _log_failure(peer, error):
+    log.exception(
+        f"({peer.session_id}) {{Client handler}} A fatal unhandled exception "
+        f"occurred -> {type(error).__name__}: {error}"
+    )
+
+
+class _Flusher(trio.abc.Instrument):
+    """Hands the sends and outcomes of each trio scheduling batch to the
+    engine in one call, when trio is about to wait for I/O (after every task
+    of the batch has run); ``Engine.flush`` does nothing when there are none."""
+
+    def __init__(self, engine):
+        self._flush = engine.flush
+
+    def before_io_wait(self, timeout):
+        self._flush()
 
 
 def _level_number(level):
@@ -161,10 +297,6 @@ class Server:
         self._filters = []
         self._engine = None
         self._scopes = {}
-        self._cancelled = set()
-        self._waiting = set()
-        self._flush_task = None
-        self._flush_pending = False
         #: The ``(host, port)`` the server listens on, once started.
         self.bound_address = None
         if config:
@@ -308,15 +440,21 @@ class Server:
             log.error(f"{{API main}} Could not bind: {error}")
             sys.exit("PORT_UNAVAILABLE")
         self._engine = engine
-        self._levels_cache = {}
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await nursery.start(self._watch_signals, engine)
-            await nursery.start(self._flusher, engine)
-            host, port = self.bound_address
-            log.info(f"{{API main}} Now serving at {host}:{port}")
-            await self._drain(engine, nursery)
-            nursery.cancel_scope.cancel()
+        flusher = _Flusher(engine)
+        trio.lowlevel.add_instrument(flusher)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self._watch_signals, engine)
+                host, port = self.bound_address
+                log.info(f"{{API main}} Now serving at {host}:{port}")
+                runner = _Runner(self, engine, nursery)
+                runner.start()
+                await runner.stopped.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            trio.lowlevel.remove_instrument(flusher)
+            engine.flush()
         log.info("{API main} Server stopped, running shutdown function...")
         result = self.shutdown()
         if inspect.isawaitable(result):
@@ -333,63 +471,13 @@ class Server:
                     log.info("{API main} SIGTERM received, exiting")
                 engine.shutdown()
 
-    async def _flusher(self, engine, task_status=trio.TASK_STATUS_IGNORED):
-        """Hands the sends and outcomes of each trio scheduling batch to the
-        engine in one call: woken by the first of them, it runs after every
-        task of the batch."""
-        self._flush_task = trio.lowlevel.current_task()
-        task_status.started()
-
-        def abort(_raise_cancel):
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        try:
-            while True:
-                await trio.lowlevel.wait_task_rescheduled(abort)
-                self._flush_pending = False
-                engine.flush()
-        finally:
-            self._flush_task = None
-            engine.flush()
-
     def _need_flush(self):
-        if not self._flush_pending and self._flush_task is not None:
-            self._flush_pending = True
-            trio.lowlevel.reschedule(self._flush_task)
+        """Kept for callers of 0.5-era internals: flushing is automatic."""
 
     def stop(self):
         """Starts a graceful shutdown (from a handler, or from the trio thread)."""
         if self._engine is not None:
             self._engine.shutdown()
-
-    async def _drain(self, engine, nursery):
-        fd = engine.fileno()
-        wait = trio.lowlevel.wait_readable
-        workers = _Workers(lambda event: self._run_job(engine, event), nursery)
-        submit = workers.submit
-        waiting = self._waiting
-        while True:
-            await wait(fd)
-            for event in engine.drain(1024):
-                kind = event[0]
-                if kind == "job":
-                    waiting.add(event[1])
-                    submit(event)
-                elif kind == "filter":
-                    self._run_filter(engine, event)
-                elif kind == "cancel":
-                    scope = self._scopes.get(event[1])
-                    if scope is not None:
-                        scope.cancel()
-                    elif event[1] in waiting:
-                        # submitted, not started yet: it will not run
-                        self._cancelled.add(event[1])
-                elif kind == "log":
-                    self._emit(event)
-                elif kind == "stopped":
-                    for scope in list(self._scopes.values()):
-                        scope.cancel()
-                    return
 
     def _emit(self, event):
         _, level, session, message, created = event
@@ -414,34 +502,3 @@ class Server:
             )
             passed = False
         engine.finish(job, _PASS if passed else _FAIL)
-        self._need_flush()
-
-    async def _run_job(self, engine, event):
-        _, job, index, peer, fields, encoding = event
-        self._waiting.discard(job)
-        if job in self._cancelled:
-            self._cancelled.discard(job)
-            return
-        handler = self._handlers[index][0]
-        client = Client._from_peer(peer, self)
-        packet = Packet._from_engine(fields, encoding, client)
-        outcome = _DONE
-        with trio.CancelScope() as scope:
-            self._scopes[job] = scope
-            try:
-                await handler.function(client, packet)
-            except StopPropagation:
-                outcome = _STOP
-            except Exception as error:
-                log.exception(
-                    f"({peer.session_id}) {{Client handler}} A fatal unhandled exception "
-                    f"occurred -> {type(error).__name__}: {error}"
-                )
-                outcome = _FAILED
-            finally:
-                del self._scopes[job]
-        if scope.cancelled_caught:
-            log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
-            return
-        engine.finish(job, outcome)
-        self._need_flush()

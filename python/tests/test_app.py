@@ -170,3 +170,48 @@ def test_log_lines_carry_session_ids(app, conn):
     app.stop()
     import re
     assert re.search(r"\[INFO\] \d\d/\d\d/\d{4} \d\d:\d\d:\d\d [AP]M \([0-9a-f-]{36}\) \{Engine\} New session started", app.output)
+
+
+def test_handlers_that_block_run_side_by_side(app, conn):
+    # Each sleeping handler keeps the task that ran it; the others go on.
+    conns = [conn(app.port) for _ in range(20)]
+    t0 = time.monotonic()
+    for c in conns:
+        c.send({"op": "sleep", "s": 0.5})
+    for c in conns:
+        assert c.recv() == {"before": True}
+    for c in conns:
+        assert c.recv() == {"after": True}
+    assert time.monotonic() - t0 < 4  # serially: 10 s
+
+
+def test_a_handler_queued_behind_a_sleeping_one_is_not_held(app, conn):
+    sleeper, other = conn(app.port), conn(app.port)
+    for _ in range(5):
+        sleeper.send({"op": "sleep", "s": 1.0})
+        other.send({"op": "echo"})
+        t0 = time.monotonic()
+        assert other.recv() == {"op": "echo"}
+        assert time.monotonic() - t0 < 0.8
+        assert sleeper.recv() == {"before": True}
+        assert sleeper.recv() == {"after": True}
+
+
+def test_failure_and_stop_propagation_after_yielding(app, conn):
+    assert conn(app.port).request({"op": "fail_later"})["error"] == "ERR_HANDLER_FAILED"
+    # StopPropagation raised after an await is a stop, not a failure
+    c = conn(app.port)
+    assert c.request({"op": "stop_later"}) == {"stopping": True}
+    assert c.request({"op": "echo"}) == {"op": "echo"}
+    app.stop()
+    assert "A fatal unhandled exception occurred -> ValueError: late boom" in app.output
+
+
+def test_after_a_timeout_the_server_goes_on(app, conn):
+    assert conn(app.port).request({"op": "slow", "tag": "t2"})["error"] == "ERR_TIMED_OUT"
+    c = conn(app.port)
+    for i in range(20):
+        assert c.request({"op": "echo", "i": i}) == {"op": "echo", "i": i}
+    assert c.request({"op": "sleep", "s": 0.1}) == {"before": True}
+    assert c.recv() == {"after": True}
+    assert c.request({"op": "sync", "x": 1}) == {"result": 2}

@@ -43,12 +43,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use tokio::sync::oneshot;
 
+mod client;
 mod filters;
 mod keys;
 mod log;
 mod peer;
 mod values;
 
+use client::*;
 use filters::*;
 use keys::*;
 use log::*;
@@ -141,6 +143,9 @@ struct Shared {
     logs: AtomicU64,
     /// True when the trio side may be asleep: the next push writes a wake byte.
     armed: AtomicBool,
+    /// A job or filter check was queued without its wake byte (`push_deferred`):
+    /// the first of its futures to come back from `yield_now` writes it.
+    deferred: AtomicBool,
     wake_tx: UnixStream,
     wake_rx: UnixStream,
     next_id: AtomicU64,
@@ -158,6 +163,7 @@ impl Shared {
             queue: Mutex::new(VecDeque::new()),
             logs: AtomicU64::new(0),
             armed: AtomicBool::new(true),
+            deferred: AtomicBool::new(false),
             wake_tx,
             wake_rx,
             next_id: AtomicU64::new(1),
@@ -183,6 +189,25 @@ impl Shared {
             queue.push_back(event);
         }
         if self.armed.swap(false, Ordering::AcqRel) {
+            self.wake();
+        }
+    }
+
+    /// Queues a job or filter check without waking the trio thread: the
+    /// caller wakes it with `wake_deferred` after a `yield_now`, so the jobs
+    /// of one scheduler pass go to Python in one wakeup (see `call`).
+    fn push_deferred(&self, event: Event) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(event);
+        self.deferred.store(true, Ordering::Release);
+    }
+
+    /// Writes the wake byte of the deferred pushes, unless a wake already
+    /// covers them (another deferred future's, or the trio side is awake).
+    fn wake_deferred(&self) {
+        if self.deferred.swap(false, Ordering::AcqRel) && self.armed.swap(false, Ordering::AcqRel) {
             self.wake();
         }
     }
@@ -246,6 +271,14 @@ impl Shared {
     /// Runs `event` (made with the id) on the Python side and waits for its
     /// outcome; `None` when the engine stopped first. Dropped before the
     /// outcome (a timeout), it has the Python side cancel the work.
+    ///
+    /// The wake byte is not written at once: the future yields first, and
+    /// tokio defers a yielded task until its worker has run out of other
+    /// ready tasks (and polled the I/O driver), or until its next maintenance
+    /// pass (at most `event_interval`, 61, tasks later). So every job queued
+    /// in one scheduler pass goes to Python with one wakeup, instead of the
+    /// first one waking the trio thread, which then preempts the worker on a
+    /// shared core and takes a batch of one.
     async fn call(self: &Arc<Shared>, event: impl FnOnce(u64) -> Event) -> Option<Outcome> {
         let (id, rx) = self.register();
         let mut guard = CancelGuard {
@@ -253,7 +286,9 @@ impl Shared {
             id,
             armed: true,
         };
-        self.push(event(id));
+        self.push_deferred(event(id));
+        tokio::task::yield_now().await;
+        self.wake_deferred();
         let outcome = rx.await.ok();
         guard.armed = false;
         outcome
@@ -473,7 +508,10 @@ impl Engine {
                 Err(_) => break,
             }
         }
-        // Re-arm before taking, so a push after the take writes a byte.
+        // Re-arm before taking, so a push after the take writes a byte; a
+        // deferred push before the take is taken now, so its wake is not needed
+        // (one after the take sets `deferred` again: the queue's lock orders it).
+        s.deferred.store(false, Ordering::Release);
         s.armed.store(true, Ordering::Release);
         let taken: Vec<Event> = {
             let mut queue = s.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -494,7 +532,8 @@ impl Engine {
                     packet,
                 } => {
                     let (peer, dict, encoding) = packet_args(py, s, client, &packet)?;
-                    ("job", id, handler, peer, dict, encoding).into_pyobject(py)?
+                    (pyo3::intern!(py, "job"), id, handler, peer, dict, encoding)
+                        .into_pyobject(py)?
                 }
                 Event::Filter {
                     id,
@@ -543,9 +582,18 @@ impl Engine {
     }
 
     /// Applies the sends and outcomes handed back since the last flush (one
-    /// wake of the engine); the trio thread calls it once per scheduling batch.
+    /// wake of the engine; nothing when there are none); the trio thread
+    /// calls it once per scheduling batch, before trio waits for I/O.
     fn flush(&self) {
-        self.shared.flush.notify_one();
+        let pending = !self
+            .shared
+            .outgoing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        if pending {
+            self.shared.flush.notify_one();
+        }
     }
 
     /// Starts a graceful shutdown: stop accepting, let in-flight packets
@@ -588,6 +636,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<KeySet>()?;
     m.add_class::<IpSet>()?;
     m.add_class::<StoreKeys>()?;
+    m.add_class::<SyncClient>()?;
     Ok(())
 }
 
@@ -598,11 +647,11 @@ fn packet_args<'py>(
     shared: &Arc<Shared>,
     client: Client,
     packet: &Packet,
-) -> PyResult<(Peer, Bound<'py, PyDict>, &'static str)> {
+) -> PyResult<(Peer, Bound<'py, PyDict>, Bound<'py, PyString>)> {
     let dict = map_to_py(py, packet.map())?;
     let peer = Peer {
         client,
         shared: shared.clone(),
     };
-    Ok((peer, dict, encoding_name(packet.encoding())))
+    Ok((peer, dict, encoding_py(py, packet.encoding())))
 }

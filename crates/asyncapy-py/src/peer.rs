@@ -31,8 +31,8 @@ impl Peer {
 
     /// The session's encoding, `json` or `ziproto`.
     #[getter]
-    fn encoding(&self) -> &'static str {
-        encoding_name(self.client.encoding())
+    fn encoding<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        encoding_py(py, self.client.encoding())
     }
 
     /// When the session started (seconds since the epoch).

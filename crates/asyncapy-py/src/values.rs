@@ -2,10 +2,11 @@
 
 use super::*;
 
-pub(crate) fn encoding_name(encoding: Encoding) -> &'static str {
+/// An encoding's name as an interned Python string (made once, not per packet).
+pub(crate) fn encoding_py(py: Python<'_>, encoding: Encoding) -> Bound<'_, PyString> {
     match encoding {
-        Encoding::Json => "json",
-        _ => "ziproto",
+        Encoding::Json => pyo3::intern!(py, "json").clone(),
+        _ => pyo3::intern!(py, "ziproto").clone(),
     }
 }
 

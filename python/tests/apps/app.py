@@ -146,6 +146,13 @@ async def main(client, packet):
         packet.stop_propagation()
     elif op == "fail":
         raise ValueError("boom")
+    elif op == "fail_later":
+        await trio.sleep(0)
+        raise ValueError("late boom")
+    elif op == "stop_later":
+        await trio.sleep(0)
+        await client.send({"stopping": True})
+        packet.stop_propagation()
     elif op == "block":
         time.sleep(float(packet["s"]))
         await client.send({"blocked": True})

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 
-use asyncaproto::{FrameCodec, Map};
+use asyncaproto::{Encoding, FrameCodec, Map};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -290,6 +290,46 @@ impl BlockingClient {
     /// Receives the next whole frame, head included, without decoding it.
     pub fn receive_raw(&mut self) -> Result<Bytes, ClientError> {
         Ok(self.next_frame()?.raw)
+    }
+
+    /// Changes the encoding of the packets sent from now on (the original
+    /// client's `client.encoding = "ziproto"` between sends).
+    pub fn set_encoding(&mut self, encoding: Encoding) {
+        self.config.encoding = encoding;
+    }
+
+    /// Writes `bytes` to the connection as they are, unframed (through TLS
+    /// when it is on): for exercising a server with split or malformed
+    /// frames, as the original's tests do through `client.sock`.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        let timeout = self.config.timeout;
+        let connection = self.connection.as_mut().ok_or(ClientError::NotConnected)?;
+        let written = connection
+            .stream
+            .write_all(bytes)
+            .and_then(|()| connection.stream.flush())
+            .map_err(|e| ClientError::io(e, timeout));
+        super::drop_if_broken(&mut self.connection, written)
+    }
+
+    /// Reads at most `max` bytes as they come, unframed: what the client has
+    /// buffered first, else one read of the connection. Empty when the server
+    /// closed the connection.
+    pub fn receive_bytes(&mut self, max: usize) -> Result<Bytes, ClientError> {
+        let timeout = self.config.timeout;
+        let connection = self.connection.as_mut().ok_or(ClientError::NotConnected)?;
+        if !connection.rbuf.is_empty() {
+            let n = max.min(connection.rbuf.len());
+            return Ok(connection.rbuf.split_to(n).freeze());
+        }
+        let mut chunk = vec![0u8; max.min(64 * 1024)];
+        let read = connection
+            .stream
+            .read(&mut chunk)
+            .map_err(|e| ClientError::io(e, timeout));
+        let n = super::drop_if_broken(&mut self.connection, read)?;
+        chunk.truncate(n);
+        Ok(Bytes::from(chunk))
     }
 
     /// Sends a packet and receives the reply.
