@@ -13,6 +13,9 @@ use crate::metrics::Metrics;
 /// How often a server refreshes its sessions' entries (unused here).
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// The live sessions of a server, asked for when a heartbeat is sent.
+pub(crate) type LiveSessions = Box<dyn FnOnce() -> Vec<(IpAddr, Uuid)> + Send>;
+
 /// Shared limits: none in this build.
 pub(crate) enum SharedLimits {}
 
@@ -27,7 +30,7 @@ impl SharedLimits {
     pub(crate) fn release(&self, _: IpAddr, _: Uuid) {
         match *self {}
     }
-    pub(crate) async fn heartbeat(&self, _: &[(IpAddr, Uuid)], _: Option<&Metrics>) {
+    pub(crate) fn heartbeat(&self, _: LiveSessions, _: Option<Arc<Metrics>>) {
         match *self {}
     }
     pub(crate) async fn allow(&self, _: IpAddr, _: RateLimit, _: Option<&Metrics>) -> bool {
