@@ -6,7 +6,7 @@ use std::str::FromStr;
 use bytes::BufMut;
 
 pub use crate::payload_error::PayloadError;
-use crate::value::{Map, Value};
+use crate::value::{Map, Spares, Value};
 use crate::{json, ziproto};
 
 /// A payload's Content-Encoding.
@@ -62,6 +62,32 @@ impl Encoding {
         match self.decode_value(payload)? {
             Value::Map(map) => Ok(map),
             _ => Err(PayloadError::NotAMap),
+        }
+    }
+
+    /// As [`Encoding::decode`], filling strings and map entry vectors kept in
+    /// `spares` (from earlier payloads) before allocating new ones.
+    ///
+    /// ```
+    /// use asyncaproto::{Encoding, Spares};
+    /// let mut spares = Spares::new();
+    /// let map = Encoding::Json.decode_with(br#"{"a": "b"}"#, &mut spares)?;
+    /// spares.reclaim(map);
+    /// let map = Encoding::Json.decode_with(br#"{"a": "c"}"#, &mut spares)?;
+    /// assert_eq!(map["a"], "c");
+    /// # Ok::<(), asyncaproto::PayloadError>(())
+    /// ```
+    pub fn decode_with(self, payload: &[u8], spares: &mut Spares) -> Result<Map, PayloadError> {
+        let value = match self {
+            Encoding::Json => json::decode_with(payload, spares)?,
+            Encoding::ZiProto => ziproto::decode_with(payload, spares)?,
+        };
+        match value {
+            Value::Map(map) => Ok(map),
+            other => {
+                spares.reclaim_value(other);
+                Err(PayloadError::NotAMap)
+            }
         }
     }
 

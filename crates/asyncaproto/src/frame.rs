@@ -184,6 +184,10 @@ impl FrameConfig {
     }
 
     fn read_length(&self, field: &[u8]) -> u64 {
+        // The default layout (4 bytes, big-endian) is most of the traffic.
+        if let (ByteOrder::Big, Ok(bytes)) = (self.byte_order, <[u8; 4]>::try_from(field)) {
+            return u64::from(u32::from_be_bytes(bytes));
+        }
         let mut value = 0u64;
         match self.byte_order {
             ByteOrder::Big => {
@@ -475,6 +479,41 @@ impl FrameCodec {
         }))
     }
 
+    /// The first frame of `src`, if all of it is there, left in place: its
+    /// encoding and its whole length, head included. The payload is then
+    /// `src[head_len..length]`, and `src.advance(length)` takes the frame off.
+    /// For a reader that decodes the payload where it lies, without splitting
+    /// it off the buffer; otherwise as [`FrameCodec::decode_frame`] (`Ok(None)`
+    /// means "need more bytes", with room for the rest reserved a chunk at a
+    /// time; a bad head is refused before its body arrives).
+    ///
+    /// ```
+    /// use asyncaproto::{Encoding, FrameCodec};
+    /// use bytes::Buf;
+    /// let codec = FrameCodec::default();
+    /// let mut buf = bytes::BytesMut::from(&b"\x00\x00\x00\x04\x16\x00{}\x00"[..]);
+    /// let (encoding, length) = codec.complete_frame(&mut buf)?.unwrap();
+    /// let head = codec.config().head_len();
+    /// assert_eq!((encoding, &buf[head..length]), (Encoding::Json, &b"{}"[..]));
+    /// buf.advance(length);
+    /// assert_eq!(codec.complete_frame(&mut buf)?, None); // one byte of the next head
+    /// # Ok::<(), asyncaproto::FrameError>(())
+    /// ```
+    pub fn complete_frame(
+        &self,
+        src: &mut BytesMut,
+    ) -> Result<Option<(Encoding, usize)>, FrameError> {
+        let Some((encoding, total)) = self.check_head(src)? else {
+            return Ok(None);
+        };
+        if src.len() < total {
+            let missing = total - src.len();
+            src.reserve(missing.min(RESERVE_CHUNK));
+            return Ok(None);
+        }
+        Ok(Some((encoding, total)))
+    }
+
     /// Takes the first complete frame off `src`, head included (as
     /// [`FrameCodec::decode_frame`], for a reader that wants the frame's own
     /// bytes): its encoding and the whole frame.
@@ -502,15 +541,9 @@ impl FrameCodec {
         &self,
         src: &mut BytesMut,
     ) -> Result<Option<(Encoding, BytesMut)>, FrameError> {
-        let Some((encoding, total)) = self.check_head(src)? else {
-            return Ok(None);
-        };
-        if src.len() < total {
-            let missing = total - src.len();
-            src.reserve(missing.min(RESERVE_CHUNK));
-            return Ok(None);
-        }
-        Ok(Some((encoding, src.split_to(total))))
+        Ok(self
+            .complete_frame(src)?
+            .map(|(encoding, total)| (encoding, src.split_to(total))))
     }
 }
 

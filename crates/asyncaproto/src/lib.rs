@@ -44,7 +44,7 @@ pub mod ziproto;
 pub use encoding::{Encoding, PayloadError};
 pub use error_code::ErrorCode;
 pub use frame::{ByteOrder, Frame, FrameCodec, FrameConfig, FrameError, PROTOCOL_VERSION};
-pub use value::{from_value, to_value, Map, Value};
+pub use value::{from_value, to_value, Map, Spares, Value};
 
 /// The deepest nesting of arrays and maps a payload may have; deeper is malformed.
 pub const MAX_DEPTH: usize = 128;

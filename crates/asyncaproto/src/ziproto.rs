@@ -45,7 +45,7 @@
 use bytes::BufMut;
 
 use crate::payload_error::PayloadError;
-use crate::value::{Map, Value};
+use crate::value::{Map, Spares, Value};
 use crate::MAX_DEPTH;
 
 /// Decodes one ZiProto value that spans the whole of `bytes`.
@@ -60,6 +60,20 @@ use crate::MAX_DEPTH;
 /// # Ok::<(), PayloadError>(())
 /// ```
 pub fn decode(bytes: &[u8]) -> Result<Value, PayloadError> {
+    decode_with(bytes, &mut Spares::new())
+}
+
+/// As [`decode`], filling strings and map entry vectors kept in `spares`
+/// (from earlier payloads) before allocating new ones.
+///
+/// ```
+/// use asyncaproto::{ziproto, Spares, Value};
+///
+/// let mut spares = Spares::new();
+/// assert_eq!(ziproto::decode_with(b"\x81\xa1k\xa1v", &mut spares)?, ziproto::decode(b"\x81\xa1k\xa1v")?);
+/// # Ok::<(), asyncaproto::PayloadError>(())
+/// ```
+pub fn decode_with(bytes: &[u8], spares: &mut Spares) -> Result<Value, PayloadError> {
     if bytes.is_empty() {
         return Err(PayloadError::Empty);
     }
@@ -67,6 +81,7 @@ pub fn decode(bytes: &[u8]) -> Result<Value, PayloadError> {
         input: bytes,
         pos: 0,
         promised: 0,
+        spares,
     };
     let value = reader.value(0)?;
     match bytes.len() - reader.pos {
@@ -76,7 +91,7 @@ pub fn decode(bytes: &[u8]) -> Result<Value, PayloadError> {
 }
 
 /// A cursor over the input.
-struct Reader<'a> {
+struct Reader<'a, 's> {
     input: &'a [u8],
     pos: usize,
     /// Bytes that the open arrays and maps still need at the very least for
@@ -84,9 +99,11 @@ struct Reader<'a> {
     /// is refused before allocation unless the input can fill it together with
     /// all the enclosing ones.
     promised: usize,
+    /// Where strings and map entry vectors are taken from first.
+    spares: &'s mut Spares,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn remaining(&self) -> usize {
         self.input.len() - self.pos
     }
@@ -197,9 +214,8 @@ impl<'a> Reader<'a> {
 
     fn str(&mut self, n: usize) -> Result<String, PayloadError> {
         let bytes = self.take(n)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| PayloadError::InvalidUtf8)
+        let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::InvalidUtf8)?;
+        Ok(self.spares.string(text))
     }
 
     /// Checks that `n` more bytes (the least that `n` values need) fit in the
@@ -238,7 +254,7 @@ impl<'a> Reader<'a> {
         let depth = self.enter(depth)?;
         // A key and a value: at least two bytes per entry.
         self.promise(n.checked_mul(2).ok_or(PayloadError::Truncated)?)?;
-        let mut map = Map::with_capacity(n);
+        let mut map = Map::over(self.spares.entries(n));
         for _ in 0..n {
             self.promised -= 2;
             let key = self.key()?;

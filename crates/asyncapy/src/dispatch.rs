@@ -76,8 +76,10 @@ macro_rules! handler_for {
             #[allow(non_snake_case, unused_variables)]
             fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection> {
                 $(let $arg = $arg::from_request(parts)?;)*
-                let fut = self($($arg),*);
-                Ok(Box::pin(async move { fut.await.into_reply() }))
+                // A combinator rather than an `async` block: the box holds
+                // the handler's future once, not twice.
+                let fut = futures_util::FutureExt::map(self($($arg),*), IntoReply::into_reply);
+                Ok(Box::pin(fut))
             }
 
             fn required_states() -> Vec<(TypeId, &'static str)> {
@@ -330,7 +332,7 @@ impl Dispatcher {
     /// ([`panic_report`](crate::panic_report)) and becomes
     /// [`Outcome::Panicked`].
     pub(crate) async fn run(&self, client: &Client, packet: Packet, state: &AppState) -> Outcome {
-        self.run_routed(client, packet, state).await.0
+        self.run_routed(client, &packet, state).await.0
     }
 
     /// As [`Dispatcher::run`], with the id of the last route whose handler
@@ -338,7 +340,7 @@ impl Dispatcher {
     pub(crate) async fn run_routed(
         &self,
         client: &Client,
-        packet: Packet,
+        packet: &Packet,
         state: &AppState,
     ) -> (Outcome, Option<usize>) {
         use futures_util::FutureExt as _;
@@ -364,7 +366,7 @@ impl Dispatcher {
     async fn dispatch(
         &self,
         client: &Client,
-        packet: Packet,
+        packet: &Packet,
         state: &AppState,
         ran: &mut Option<usize>,
     ) -> Outcome {
@@ -375,12 +377,12 @@ impl Dispatcher {
             let mut chosen = None;
             for route in routes {
                 let mut found = Found::default();
-                if !route.accepts(client, &packet, &mut found).await {
+                if !route.accepts(client, packet, &mut found).await {
                     continue;
                 }
                 let parts = RequestParts {
                     client,
-                    packet: &packet,
+                    packet,
                     state,
                     found: &found,
                 };

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use asyncaproto::value::Error as ValueError;
-use asyncaproto::{Encoding, Map, Value};
+use asyncaproto::{Encoding, Map, Spares, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -135,6 +135,36 @@ impl Packet {
                 "a packet must be a map, not {}",
                 other.kind()
             ))),
+        }
+    }
+}
+
+/// Reuse by the session loop: a packet nothing else holds any more gives
+/// its allocations (the shared box, the map's strings and entries) to the
+/// next packet of the batch.
+impl Packet {
+    /// Moves the map's allocations into `spares` and returns the emptied
+    /// packet, if this is the last handle to it.
+    pub(crate) fn recycle(mut self, spares: &mut Spares) -> Option<Packet> {
+        let inner = Arc::get_mut(&mut self.inner)?;
+        spares.reclaim(std::mem::take(&mut inner.map));
+        Some(self)
+    }
+
+    /// A packet of `map`, in `shell` (an emptied packet from
+    /// [`Packet::recycle`]) when there is one.
+    pub(crate) fn refill(shell: Option<Packet>, map: Map, encoding: Encoding) -> Packet {
+        let Some(mut packet) = shell else {
+            return Packet::new(map, encoding);
+        };
+        match Arc::get_mut(&mut packet.inner) {
+            Some(inner) => {
+                inner.map = map;
+                inner.encoding = encoding;
+                *inner.stopped.get_mut() = false;
+                packet
+            }
+            None => Packet::new(map, encoding),
         }
     }
 }

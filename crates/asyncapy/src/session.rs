@@ -284,11 +284,18 @@ impl SessionState {
     /// Queues `map` as a frame, waiting for room in the outbox if it is full:
     /// at most the session `timeout`, after which the session (whose peer
     /// has read nothing for that long) is closed.
+    ///
+    /// The common case, room at once, keeps this future small (every
+    /// handler that sends holds it): the wait is boxed.
     async fn send_map(&self, map: &Map, close: bool) -> Result<(), SendError> {
         match self.try_send_map(map, close) {
-            Err(SendError::Full) => {}
-            done => return done,
+            Err(SendError::Full) => Box::pin(self.wait_to_send(map, close)).await,
+            done => done,
         }
+    }
+
+    /// The rest of [`SessionState::send_map`] once the outbox was full.
+    async fn wait_to_send(&self, map: &Map, close: bool) -> Result<(), SendError> {
         let deadline = tokio::time::Instant::now() + self.registry.send_timeout;
         loop {
             let room = self.room.notified();

@@ -4,7 +4,7 @@
 use serde::de::DeserializeSeed;
 
 use crate::payload_error::PayloadError;
-use crate::value::{DecodeState, Map, Value, ValueSeed};
+use crate::value::{DecodeState, Map, Spares, Value, ValueSeed};
 use crate::MAX_DEPTH;
 
 /// Decodes one JSON value that spans the whole of `bytes`.
@@ -30,6 +30,21 @@ use crate::MAX_DEPTH;
 /// # Ok::<(), PayloadError>(())
 /// ```
 pub fn decode(bytes: &[u8]) -> Result<Value, PayloadError> {
+    decode_with(bytes, &mut Spares::new())
+}
+
+/// As [`decode`], filling strings and map entry vectors kept in `spares`
+/// (from earlier payloads) before allocating new ones.
+///
+/// ```
+/// use asyncaproto::{json, Spares, Value};
+///
+/// let mut spares = Spares::new();
+/// let value = json::decode_with(br#"{"k": "v"}"#, &mut spares)?;
+/// assert_eq!(value, json::decode(br#"{"k": "v"}"#)?);
+/// # Ok::<(), asyncaproto::PayloadError>(())
+/// ```
+pub fn decode_with(bytes: &[u8], spares: &mut Spares) -> Result<Value, PayloadError> {
     if bytes.is_empty() {
         return Err(PayloadError::Empty);
     }
@@ -38,7 +53,7 @@ pub fn decode(bytes: &[u8]) -> Result<Value, PayloadError> {
     // anything it does not accept (an error, or a rare form such as a lone
     // surrogate escape or an out-of-range number) goes to serde_json, which
     // names the error. Both build the same value from what the first accepts.
-    if let Some(value) = FastParser::parse(text) {
+    if let Some(value) = FastParser::parse(text, spares) {
         return Ok(value);
     }
     decode_slow(text)
@@ -78,19 +93,22 @@ fn decode_slow(text: &str) -> Result<Value, PayloadError> {
 /// else, without saying why; [`decode_slow`] then decodes the text again and
 /// reports the error. It never accepts what the slow path refuses, and builds
 /// the same value (a differential test below checks it).
-struct FastParser<'t> {
+struct FastParser<'t, 's> {
     text: &'t str,
     bytes: &'t [u8],
     pos: usize,
+    /// Where strings and map entry vectors are taken from first.
+    spares: &'s mut Spares,
 }
 
-impl<'t> FastParser<'t> {
+impl<'t, 's> FastParser<'t, 's> {
     /// The value of the whole of `text`, surrounded by optional whitespace.
-    fn parse(text: &'t str) -> Option<Value> {
+    fn parse(text: &'t str, spares: &'s mut Spares) -> Option<Value> {
         let mut p = FastParser {
             text,
             bytes: text.as_bytes(),
             pos: 0,
+            spares,
         };
         p.skip_whitespace();
         let value = p.value(0)?;
@@ -143,7 +161,7 @@ impl<'t> FastParser<'t> {
             return Some(Map::new());
         }
         // JSON gives no count: room for a typical small object saves growing.
-        let mut entries = Vec::with_capacity(8);
+        let mut entries = self.spares.entries(8);
         loop {
             if self.peek()? != b'"' {
                 return None;
@@ -202,9 +220,10 @@ impl<'t> FastParser<'t> {
         let mut i = self.skip_plain(start);
         if self.bytes.get(i) == Some(&b'"') {
             self.pos = i + 1;
-            return self.text.get(start..i).map(str::to_owned);
+            let text = self.text.get(start..i)?;
+            return Some(self.spares.string(text));
         }
-        let mut out = String::with_capacity(i - start + 8);
+        let mut out = self.spares.string_with_capacity(i - start + 8);
         let mut run = start;
         loop {
             match *self.bytes.get(i)? {
@@ -555,6 +574,7 @@ mod tests {
                         text: "",
                         bytes: &bytes[..len],
                         pos: 0,
+                        spares: &mut Spares::new(),
                     };
                     let stop = b == b'"' || b == b'\\' || b < 0x20;
                     let want = if stop { pos } else { (pos + 1).min(len) };
@@ -566,6 +586,7 @@ mod tests {
                 text: "",
                 bytes: &all[..len],
                 pos: 0,
+                spares: &mut Spares::new(),
             };
             assert_eq!(p.skip_plain(0), len);
             assert_eq!(p.skip_plain(len + 3), len + 3);
@@ -576,7 +597,7 @@ mod tests {
     /// the fast one accepts, the slow one accepts as the same value (Debug
     /// compares floats by sign too, and maps in order).
     fn check_fast_path(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
-        if let Some(fast) = FastParser::parse(text) {
+        if let Some(fast) = FastParser::parse(text, &mut Spares::new()) {
             let slow = decode_slow(text);
             proptest::prop_assert_eq!(
                 format!("{slow:?}"),
@@ -599,7 +620,10 @@ mod tests {
             "[5e-324, 2.2250738585072014e-308, 1e-400, 0.1, 123456789012345678901234.5]",
         ];
         for text in cases {
-            assert!(FastParser::parse(text).is_some(), "{text}");
+            assert!(
+                FastParser::parse(text, &mut Spares::new()).is_some(),
+                "{text}"
+            );
             check_fast_path(text).expect("agrees");
         }
         let refused = [
@@ -630,12 +654,15 @@ mod tests {
             " ",
         ];
         for text in refused {
-            assert!(FastParser::parse(text).is_none(), "{text}");
+            assert!(
+                FastParser::parse(text, &mut Spares::new()).is_none(),
+                "{text}"
+            );
         }
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
-        assert!(FastParser::parse(&deep).is_none());
+        assert!(FastParser::parse(&deep, &mut Spares::new()).is_none());
         let deep = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
-        assert!(FastParser::parse(&deep).is_some());
+        assert!(FastParser::parse(&deep, &mut Spares::new()).is_some());
     }
 
     /// JSON-like text: valid structure around leaves that are sometimes

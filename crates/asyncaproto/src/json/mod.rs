@@ -37,5 +37,5 @@
 mod decode;
 mod encode;
 
-pub use decode::decode;
+pub use decode::{decode, decode_with};
 pub use encode::{encode, encode_map};

@@ -80,6 +80,20 @@ impl Map {
         Some(Map { entries, index })
     }
 
+    /// The entries, for a [`Spares`](super::Spares) to take apart.
+    pub(crate) fn into_entries(self) -> Vec<(String, Value)> {
+        self.entries
+    }
+
+    /// An empty map over `entries`, an empty vector kept from an earlier map.
+    pub(crate) fn over(mut entries: Vec<(String, Value)>) -> Map {
+        entries.clear();
+        Map {
+            entries,
+            index: None,
+        }
+    }
+
     /// The position of `key` in `entries`.
     #[inline]
     fn find(&self, key: &str) -> Option<usize> {

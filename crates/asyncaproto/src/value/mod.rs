@@ -70,6 +70,7 @@
 mod de;
 mod map;
 mod ser;
+mod spares;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -79,6 +80,7 @@ pub use self::de::from_value;
 pub(crate) use self::de::{DecodeState, ValueSeed};
 pub use self::map::{IntoIter, Iter, IterMut, Keys, Map, Values, ValuesMut};
 pub use self::ser::to_value;
+pub use self::spares::Spares;
 
 /// One payload value: what a JSON value or a ZiProto object decodes to.
 ///

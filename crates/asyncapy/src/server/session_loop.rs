@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use asyncaproto::{Encoding, ErrorCode};
-use bytes::BytesMut;
+use asyncaproto::{Encoding, ErrorCode, Spares};
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{sleep_until, Instant, Sleep};
@@ -289,11 +289,16 @@ impl<T: Transport> SessionLoop<T> {
         let mut settled = metrics
             .zip(arrived)
             .map(|(m, at)| crate::metrics::Settled::new(m, at));
+        // The allocations of the batch's packets, handed on from each packet
+        // its handlers are done with to the next (released with the batch).
+        let mut spares = Spares::new();
+        let mut shell = None;
         loop {
             if self.state.is_closing() {
                 break;
             }
-            let frame = match self.ctx.codec.decode_frame(&mut self.rbuf) {
+            // The payload is decoded where it lies in the read buffer.
+            let (frame_encoding, frame_len) = match self.ctx.codec.complete_frame(&mut self.rbuf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
@@ -303,21 +308,24 @@ impl<T: Transport> SessionLoop<T> {
                 }
             };
             got_packet = true;
+            let head_len = ctx.codec.config().head_len();
+            let payload = self.rbuf.get(head_len..frame_len).unwrap_or_default();
             debug!(
                 "Expected stream length is {}, Protocol-Version is V2, Content-Encoding is {}",
-                frame.payload.len() + 2,
-                frame.encoding
+                payload.len() + 2,
+                frame_encoding
             );
-            let encoding = self.state.settle_encoding(frame.encoding);
-            let map = match frame.encoding.decode(&frame.payload) {
+            let encoding = self.state.settle_encoding(frame_encoding);
+            let decoded = frame_encoding.decode_with(payload, &mut spares);
+            self.rbuf.advance(frame_len);
+            let map = match decoded {
                 Ok(map) => map,
                 Err(e) => {
-                    warn!("Malformed {} payload: {e}", frame.encoding);
-                    return Some(self.fail(ErrorCode::RequestMalformed, frame.encoding).await);
+                    warn!("Malformed {frame_encoding} payload: {e}");
+                    return Some(self.fail(ErrorCode::RequestMalformed, frame_encoding).await);
                 }
             };
-            drop(frame);
-            let packet = Packet::new(map, encoding);
+            let packet = Packet::refill(shell.take(), map, encoding);
             let allowed = match (&ctx.rate, &ctx.shared, ctx.config.rate_limit) {
                 (Some(local), _, _) => {
                     local.allow(client.ip(), arrived.unwrap_or_else(Instant::now))
@@ -338,37 +346,40 @@ impl<T: Transport> SessionLoop<T> {
                     continue;
                 }
             }
-            let mut dispatch = pin!(ctx.dispatcher.run_routed(&client, packet, &ctx.state));
             // Most handlers finish without waiting: only arm the handler
             // deadline for those that do.
             let mut waited = false;
-            let outcome = match futures_util::poll!(dispatch.as_mut()) {
-                Poll::Ready(outcome) => Some(outcome),
-                Poll::Pending => {
-                    waited = true;
-                    self.deadline.as_mut().reset(Instant::now() + period);
-                    // The handler waits: what it (or anyone) sends meanwhile
-                    // is written now, while it runs.
-                    self.state.end_batch();
-                    let state = &self.state;
-                    let outcome = loop {
-                        tokio::select! {
-                            biased;
-                            outcome = &mut dispatch => break Some(outcome),
-                            () = poll_fn(|cx| state.poll_abort(cx)) => return Some(End::Aborted),
-                            () = &mut self.deadline => break None,
-                            written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since, metrics) => {
-                                if let Err(e) = written {
-                                    debug!("Write failed: {e}");
-                                    return Some(End::Broken);
+            let outcome = {
+                let mut dispatch = pin!(ctx.dispatcher.run_routed(&client, &packet, &ctx.state));
+                match futures_util::poll!(dispatch.as_mut()) {
+                    Poll::Ready(outcome) => Some(outcome),
+                    Poll::Pending => {
+                        waited = true;
+                        self.deadline.as_mut().reset(Instant::now() + period);
+                        // The handler waits: what it (or anyone) sends meanwhile
+                        // is written now, while it runs.
+                        self.state.end_batch();
+                        let state = &self.state;
+                        let outcome = loop {
+                            tokio::select! {
+                                biased;
+                                outcome = &mut dispatch => break Some(outcome),
+                                () = poll_fn(|cx| state.poll_abort(cx)) => return Some(End::Aborted),
+                                () = &mut self.deadline => break None,
+                                written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since, metrics) => {
+                                    if let Err(e) = written {
+                                        debug!("Write failed: {e}");
+                                        return Some(End::Broken);
+                                    }
                                 }
                             }
-                        }
-                    };
-                    self.state.begin_batch();
-                    outcome
+                        };
+                        self.state.begin_batch();
+                        outcome
+                    }
                 }
             };
+            shell = packet.recycle(&mut spares);
             let Some((outcome, route)) = outcome else {
                 warn!("Handler timed out after {period:?}");
                 if let (Some(metrics), Some(arrived)) = (metrics, arrived) {
