@@ -528,13 +528,15 @@ impl Engine {
     #[pyo3(signature = (max=1024))]
     fn drain<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
         let s = &self.shared;
+        // One read: a wake byte is written only by whoever turns `armed`
+        // off, so at most one is outstanding (a byte left over would only
+        // make the next wait return at once; a second read to see
+        // `WouldBlock` would cost a system call per batch).
         let mut buf = [0u8; 256];
         loop {
             match (&s.wake_rx).read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => continue,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                _ => break,
             }
         }
         // Re-arm before taking, so a push after the take writes a byte; a
