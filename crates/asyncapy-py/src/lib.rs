@@ -11,11 +11,14 @@
 //! ─────────────────────────────             ───────────────────────────────
 //! route handler / Python filter
 //!   push Event::Job { id, Client, Packet }
+//!   deferred = true; await oneshot(id)
+//! a worker about to park (or the watchdog):
 //!   if armed.swap(false): write 1 byte ──▶ wait_readable(fd) wakes
-//!   await oneshot(id)                        drain(): read bytes, armed = true,
+//!                                            drain(): read, armed = true,
 //!                                            take the batch, build Python values
-//!                                            run handlers as trio tasks
-//!   ◀── finish(id, outcome) ──────────────── (sends go to the outbox at call time)
+//!                                            run handlers (first step inline)
+//!   ◀── flush(): outcomes and sends ──────── (handed back at call time, applied
+//!                                             once per trio batch)
 //!   handler future dropped (timeout)
 //!   push Event::Cancel(id) ──────────────▶  cancel the task's CancelScope
 //! ```
