@@ -141,11 +141,8 @@ class _Runner:
                             yielded = coro.send(None)
                         except StopIteration:
                             code = _DONE
-                        except StopPropagation:
-                            code = _STOP
                         except Exception as error:
-                            _log_failure(peer, error)
-                            code = _FAILED
+                            code = _failure_code(peer, error)
                         else:
                             blocked = (job, peer, coro, yielded, events, i + 1)
                             break
@@ -159,11 +156,8 @@ class _Runner:
                 try:
                     await _resume(coro, yielded)
                     code = _DONE
-                except StopPropagation:
-                    code = _STOP
                 except Exception as error:
-                    _log_failure(peer, error)
-                    code = _FAILED
+                    code = _failure_code(peer, error)
                 finally:
                     del scopes[job]
                 finish(job, code)
@@ -194,11 +188,17 @@ class _Runner:
         return False
 
 
-def _log_failure(peer, error):
+def _failure_code(peer, error):
+    """The outcome code of a handler that raised ``error`` (an ``Exception``):
+    ``StopPropagation`` stops the packet; anything else is logged with its
+    traceback (call it in the ``except`` block) and fails the packet."""
+    if isinstance(error, StopPropagation):
+        return _STOP
     log.exception(
         f"({peer.session_id}) {{Client handler}} A fatal unhandled exception "
         f"occurred -> {type(error).__name__}: {error}"
     )
+    return _FAILED
 
 
 class _Flusher(trio.abc.Instrument):

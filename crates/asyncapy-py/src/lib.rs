@@ -11,11 +11,14 @@
 //! ─────────────────────────────             ───────────────────────────────
 //! route handler / Python filter
 //!   push Event::Job { id, Client, Packet }
+//!   deferred = true; await oneshot(id)
+//! a worker about to park (or the watchdog):
 //!   if armed.swap(false): write 1 byte ──▶ wait_readable(fd) wakes
-//!   await oneshot(id)                        drain(): read bytes, armed = true,
+//!                                            drain(): read, armed = true,
 //!                                            take the batch, build Python values
-//!                                            run handlers as trio tasks
-//!   ◀── finish(id, outcome) ──────────────── (sends go to the outbox at call time)
+//!                                            run handlers (first step inline)
+//!   ◀── flush(): outcomes and sends ──────── (handed back at call time, applied
+//!                                             once per trio batch)
 //!   handler future dropped (timeout)
 //!   push Event::Cancel(id) ──────────────▶  cancel the task's CancelScope
 //! ```
@@ -60,6 +63,10 @@ use values::*;
 /// Most log records held for Python; beyond that, records are dropped (the
 /// trio thread is blocked and the log would grow without bound).
 const MAX_LOG_BACKLOG: usize = 10_000;
+
+/// Longest a deferred job waits for a tokio worker to park before the
+/// watchdog wakes the trio thread for it (see `Shared::push_deferred`).
+const DEFER_LIMIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// What the engine tells the trio thread. Rust values only.
 enum Event {
@@ -144,8 +151,10 @@ struct Shared {
     /// True when the trio side may be asleep: the next push writes a wake byte.
     armed: AtomicBool,
     /// A job or filter check was queued without its wake byte (`push_deferred`):
-    /// the first of its futures to come back from `yield_now` writes it.
+    /// the next worker to park writes it (or the watchdog, after `DEFER_LIMIT`).
     deferred: AtomicBool,
+    /// Starts the watchdog of a deferred push.
+    watchdog: tokio::sync::Notify,
     wake_tx: UnixStream,
     wake_rx: UnixStream,
     next_id: AtomicU64,
@@ -164,6 +173,7 @@ impl Shared {
             logs: AtomicU64::new(0),
             armed: AtomicBool::new(true),
             deferred: AtomicBool::new(false),
+            watchdog: tokio::sync::Notify::new(),
             wake_tx,
             wake_rx,
             next_id: AtomicU64::new(1),
@@ -193,22 +203,41 @@ impl Shared {
         }
     }
 
-    /// Queues a job or filter check without waking the trio thread: the
-    /// caller wakes it with `wake_deferred` after a `yield_now`, so the jobs
-    /// of one scheduler pass go to Python in one wakeup (see `call`).
+    /// Queues a job or filter check without waking the trio thread: the wake
+    /// byte is written when a tokio worker runs out of work and is about to
+    /// park (`wake_deferred` in `on_thread_park`), so every job queued in the
+    /// worker's busy period goes to Python in one wakeup. The first deferred
+    /// push after a drain also starts the watchdog (`watch_deferred`), which
+    /// writes it after `DEFER_LIMIT` if no worker parked by then.
     fn push_deferred(&self, event: Event) {
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push_back(event);
-        self.deferred.store(true, Ordering::Release);
+        if !self.deferred.swap(true, Ordering::AcqRel) {
+            self.watchdog.notify_one();
+        }
     }
 
     /// Writes the wake byte of the deferred pushes, unless a wake already
-    /// covers them (another deferred future's, or the trio side is awake).
+    /// covers them (the trio side is awake, or a byte is in flight).
     fn wake_deferred(&self) {
-        if self.deferred.swap(false, Ordering::AcqRel) && self.armed.swap(false, Ordering::AcqRel) {
+        if self.deferred.load(Ordering::Acquire)
+            && self.deferred.swap(false, Ordering::AcqRel)
+            && self.armed.swap(false, Ordering::AcqRel)
+        {
             self.wake();
+        }
+    }
+
+    /// Bounds how long a deferred push waits for a worker to park: a worker
+    /// kept busy by other work (sessions Python is not involved in) would
+    /// otherwise hold back the jobs it queued.
+    async fn watch_deferred(self: Arc<Shared>) {
+        loop {
+            self.watchdog.notified().await;
+            tokio::time::sleep(DEFER_LIMIT).await;
+            self.wake_deferred();
         }
     }
 
@@ -272,13 +301,12 @@ impl Shared {
     /// outcome; `None` when the engine stopped first. Dropped before the
     /// outcome (a timeout), it has the Python side cancel the work.
     ///
-    /// The wake byte is not written at once: the future yields first, and
-    /// tokio defers a yielded task until its worker has run out of other
-    /// ready tasks (and polled the I/O driver), or until its next maintenance
-    /// pass (at most `event_interval`, 61, tasks later). So every job queued
-    /// in one scheduler pass goes to Python with one wakeup, instead of the
-    /// first one waking the trio thread, which then preempts the worker on a
-    /// shared core and takes a batch of one.
+    /// The wake byte is not written at once (`push_deferred`): the first job
+    /// would wake the trio thread, which then preempts the worker on a shared
+    /// core and takes a batch of one, and each job would cost the two thread
+    /// switches. Written when the worker parks, it wakes the trio thread once
+    /// for everything the worker read in its pass, when the worker has nothing
+    /// else to do.
     async fn call(self: &Arc<Shared>, event: impl FnOnce(u64) -> Event) -> Option<Outcome> {
         let (id, rx) = self.register();
         let mut guard = CancelGuard {
@@ -287,8 +315,6 @@ impl Shared {
             armed: true,
         };
         self.push_deferred(event(id));
-        tokio::task::yield_now().await;
-        self.wake_deferred();
         let outcome = rx.await.ok();
         guard.armed = false;
         outcome
@@ -466,7 +492,12 @@ impl Engine {
         if workers > 0 {
             builder.worker_threads(workers);
         }
-        let runtime = builder.thread_name("asyncapy-io").enable_all().build()?;
+        let parking = self.shared.clone();
+        let runtime = builder
+            .thread_name("asyncapy-io")
+            .on_thread_park(move || parking.wake_deferred())
+            .enable_all()
+            .build()?;
         let shared = self.shared.clone();
         let running = py.detach(|| runtime.block_on(server.bind()));
         let running = running.map_err(|e| match e {
@@ -478,6 +509,7 @@ impl Engine {
         let local = running.local_addr();
         self.handle = Some(running.handle());
         runtime.spawn(self.shared.clone().apply_outgoing());
+        runtime.spawn(self.shared.clone().watch_deferred());
         runtime.spawn(async move {
             let _ = running.wait().await;
             shared.push(Event::Stopped);
@@ -499,13 +531,15 @@ impl Engine {
     #[pyo3(signature = (max=1024))]
     fn drain<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
         let s = &self.shared;
+        // One read: a wake byte is written only by whoever turns `armed`
+        // off, so at most one is outstanding (a byte left over would only
+        // make the next wait return at once; a second read to see
+        // `WouldBlock` would cost a system call per batch).
         let mut buf = [0u8; 256];
         loop {
             match (&s.wake_rx).read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => continue,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                _ => break,
             }
         }
         // Re-arm before taking, so a push after the take writes a byte; a
