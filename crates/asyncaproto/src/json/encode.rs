@@ -173,29 +173,15 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
     dst.put_u8(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut i = plain_prefix_len(bytes);
+    let mut i = plain_run_end(bytes, 0);
     if i == bytes.len() {
         // Nothing to escape: the common case.
         dst.put_slice(bytes);
         dst.put_u8(b'"');
         return;
     }
-    loop {
-        // Plain runs (the common case) are skipped eight bytes at a time.
-        while let Some(word) = bytes.get(i..i + 8) {
-            if !is_plain_word(word) {
-                break;
-            }
-            i += 8;
-        }
-        let Some(&b) = bytes.get(i) else {
-            break;
-        };
-        let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
-            i += 1;
-            continue;
-        }
+    while let Some(&b) = bytes.get(i) {
+        // `b` needs an escape: a plain run never ends on anything else.
         if start < i {
             dst.put_slice(bytes.get(start..i).unwrap_or_default());
         }
@@ -209,14 +195,14 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
             write_unicode_escape(dst, c);
             i += c.len_utf8();
         } else {
-            if escape == b'u' {
-                write_u_escape(dst, u16::from(b));
-            } else {
-                dst.put_slice(&[b'\\', escape]);
+            match ESCAPE[usize::from(b)] {
+                b'u' => write_u_escape(dst, u16::from(b)),
+                escape => dst.put_slice(&[b'\\', escape]),
             }
             i += 1;
         }
         start = i;
+        i = plain_run_end(bytes, i);
     }
     if start < bytes.len() {
         dst.put_slice(bytes.get(start..).unwrap_or_default());
@@ -224,9 +210,28 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
     dst.put_u8(b'"');
 }
 
-/// The length of the longest prefix of `bytes` written as is in a string.
-fn plain_prefix_len(bytes: &[u8]) -> usize {
-    let mut i = 0;
+/// How many bytes [`plain_run_end`] checks per step of a long string.
+const SCAN_CHUNK: usize = 32;
+
+/// 1 for a byte that is not written as is inside a string (a control
+/// character, DEL, a byte of a non-ASCII character, a quote or a backslash),
+/// else 0: the bytes whose [`ESCAPE`] entry is not 0.
+fn needs_escape(b: u8) -> u8 {
+    u8::from(b.wrapping_sub(0x20) >= 0x5f) | u8::from(b == b'"') | u8::from(b == b'\\')
+}
+
+/// The end of the run of bytes written as is that starts at `i`: the
+/// position of the first byte at or after `i` that needs an escape, or the
+/// length. [`SCAN_CHUNK`] bytes at a time while none is found (a fold without
+/// an early exit, which the compiler turns into vector instructions), then
+/// eight at a time, then one.
+fn plain_run_end(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = bytes.get(i..i + SCAN_CHUNK) {
+        if chunk.iter().fold(0, |any, &b| any.max(needs_escape(b))) != 0 {
+            break;
+        }
+        i += SCAN_CHUNK;
+    }
     while let Some(word) = bytes.get(i..i + 8) {
         if !is_plain_word(word) {
             break;
@@ -784,6 +789,48 @@ mod tests {
             String::from_utf8(out).expect("ASCII"),
             r#""a\"b\\c/\n\r\t\b\f\u0000\u001f\u007f \u00e9\uffff\ud83d\ude00""#
         );
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_byte_to_escape() {
+        let plain: Vec<u8> = (0..3 * SCAN_CHUNK + 9)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
+        for b in 0..=255u8 {
+            assert_eq!(needs_escape(b) != 0, ESCAPE[usize::from(b)] != 0, "{b:#x}");
+            for pos in 0..plain.len() {
+                let mut bytes = plain.clone();
+                bytes[pos] = b;
+                if pos + 1 < bytes.len() {
+                    bytes[pos + 1] = b'"';
+                }
+                let want = if ESCAPE[usize::from(b)] != 0 {
+                    pos
+                } else {
+                    pos + 1
+                };
+                assert_eq!(plain_run_end(&bytes, 0), want, "{b:#x} at {pos}");
+                assert_eq!(plain_run_end(&bytes, pos), want, "{b:#x} at {pos}");
+            }
+        }
+        assert_eq!(plain_run_end(&plain, 0), plain.len());
+        assert_eq!(plain_run_end(&plain, plain.len()), plain.len());
+    }
+
+    #[test]
+    fn long_strings_escape_like_short_ones() {
+        let mut s = "x".repeat(100);
+        s.push_str("é\"\n");
+        s.push_str(&"y".repeat(70));
+        s.push('\u{7f}');
+        let mut out = Vec::new();
+        write_str(&mut out, &s);
+        let want = format!(
+            "\"{}\\u00e9\\\"\\n{}\\u007f\"",
+            "x".repeat(100),
+            "y".repeat(70)
+        );
+        assert_eq!(String::from_utf8(out).expect("ASCII"), want);
     }
 
     #[test]
