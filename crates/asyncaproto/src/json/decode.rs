@@ -262,28 +262,9 @@ impl<'t> FastParser<'t> {
 
     /// The position of the first byte at or after `i` that ends a plain run
     /// inside a string: a quote, a backslash or a control character (or the
-    /// end of the text). [`SCAN_CHUNK`] bytes at a time while none is found
-    /// (a fold without an early exit, which the compiler turns into vector
-    /// instructions), then eight at a time to find the one.
-    fn skip_plain(&self, mut i: usize) -> usize {
-        while let Some(chunk) = self.bytes.get(i..i + SCAN_CHUNK) {
-            if chunk.iter().fold(0, |any, &b| any.max(is_string_stop(b))) != 0 {
-                break;
-            }
-            i += SCAN_CHUNK;
-        }
-        while let Some(word) = self.bytes.get(i..i + 8) {
-            let mut lanes = [0u8; 8];
-            lanes.copy_from_slice(word);
-            if let Some(lane) = first_string_stop(lanes) {
-                return i + lane;
-            }
-            i += 8;
-        }
-        // The last few bytes of the text.
-        let rest = self.bytes.get(i..).unwrap_or_default();
-        let stop = rest.iter().position(|&b| is_string_stop(b) != 0);
-        i + stop.unwrap_or(rest.len())
+    /// end of the text).
+    fn skip_plain(&self, i: usize) -> usize {
+        super::scan::string_run_end(self.bytes, i)
     }
 
     /// The 4 hex digits at `i`, as a UTF-16 unit.
@@ -364,34 +345,6 @@ impl<'t> FastParser<'t> {
             None
         }
     }
-}
-
-/// How many bytes [`FastParser::skip_plain`] checks per step of a long string.
-const SCAN_CHUNK: usize = 32;
-
-/// 1 for a byte that stops a plain run inside a JSON string (a quote, a
-/// backslash or a control character), else 0.
-fn is_string_stop(b: u8) -> u8 {
-    u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
-}
-
-/// The index of the first of 8 bytes that stops a plain run inside a JSON
-/// string: a quote, a backslash or a control character.
-fn first_string_stop(lanes: [u8; 8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let x = u64::from_le_bytes(lanes);
-    // A high bit in a lane marks a byte below 0x20, a quote or a backslash;
-    // a borrow may raise false alarms, but only in lanes above a real one, so
-    // the lowest mark is always real.
-    let quote = x ^ (ONES * u64::from(b'"'));
-    let backslash = x ^ (ONES * u64::from(b'\\'));
-    let flags = (x.wrapping_sub(ONES * 0x20)
-        | quote.wrapping_sub(ONES) & !quote
-        | backslash.wrapping_sub(ONES) & !backslash)
-        & !x
-        & HIGH;
-    (flags != 0).then(|| (flags.trailing_zeros() / 8) as usize)
 }
 
 /// The [`PayloadError`] for a `serde_json` error the visitor did not raise.
@@ -584,40 +537,6 @@ mod tests {
             };
             assert_eq!(p.skip_plain(0), len);
             assert_eq!(p.skip_plain(len + 3), len + 3);
-        }
-    }
-
-    #[test]
-    fn skip_plain_finds_stops_past_whole_chunks() {
-        let plain: Vec<u8> = (0..3 * SCAN_CHUNK + 9)
-            .map(|i| b'a' + (i % 26) as u8)
-            .collect();
-        let lens = [
-            SCAN_CHUNK - 1,
-            SCAN_CHUNK,
-            SCAN_CHUNK + 1,
-            2 * SCAN_CHUNK + 7,
-            plain.len(),
-        ];
-        for len in lens {
-            for b in 0..=255u8 {
-                let stop = b == b'"' || b == b'\\' || b < 0x20;
-                for pos in 0..len {
-                    let mut bytes = plain.clone();
-                    bytes[pos] = b;
-                    if pos + 1 < len {
-                        bytes[pos + 1] = b'\\';
-                    }
-                    let p = FastParser {
-                        text: "",
-                        bytes: &bytes[..len],
-                        pos: 0,
-                    };
-                    let want = if stop { pos } else { (pos + 1).min(len) };
-                    assert_eq!(p.skip_plain(0), want, "{b:#x} at {pos} of {len}");
-                    assert_eq!(p.skip_plain(pos.min(3)), want, "{b:#x} at {pos} of {len}");
-                }
-            }
         }
     }
 

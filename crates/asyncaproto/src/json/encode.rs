@@ -4,6 +4,7 @@ use std::fmt::{self, Write as _};
 
 use bytes::BufMut;
 
+use super::scan::plain_run_end;
 use crate::payload_error::PayloadError;
 use crate::value::{Map, Value};
 use crate::MAX_DEPTH;
@@ -208,61 +209,6 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
         dst.put_slice(bytes.get(start..).unwrap_or_default());
     }
     dst.put_u8(b'"');
-}
-
-/// How many bytes [`plain_run_end`] checks per step of a long string.
-const SCAN_CHUNK: usize = 32;
-
-/// 1 for a byte that is not written as is inside a string (a control
-/// character, DEL, a byte of a non-ASCII character, a quote or a backslash),
-/// else 0: the bytes whose [`ESCAPE`] entry is not 0.
-fn needs_escape(b: u8) -> u8 {
-    u8::from(b.wrapping_sub(0x20) >= 0x5f) | u8::from(b == b'"') | u8::from(b == b'\\')
-}
-
-/// The end of the run of bytes written as is that starts at `i`: the
-/// position of the first byte at or after `i` that needs an escape, or the
-/// length. [`SCAN_CHUNK`] bytes at a time while none is found (a fold without
-/// an early exit, which the compiler turns into vector instructions), then
-/// eight at a time, then one.
-fn plain_run_end(bytes: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = bytes.get(i..i + SCAN_CHUNK) {
-        if chunk.iter().fold(0, |any, &b| any.max(needs_escape(b))) != 0 {
-            break;
-        }
-        i += SCAN_CHUNK;
-    }
-    while let Some(word) = bytes.get(i..i + 8) {
-        if !is_plain_word(word) {
-            break;
-        }
-        i += 8;
-    }
-    while let Some(&b) = bytes.get(i) {
-        if ESCAPE[usize::from(b)] != 0 {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
-/// Whether none of the 8 bytes of `word` needs escaping: each is printable
-/// ASCII (0x20 to 0x7e), and neither `"` nor `\\`. Bit tricks over a `u64`:
-/// a high bit in one lane of `flags` marks a byte that needs a closer look.
-fn is_plain_word(word: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut lanes = [0u8; 8];
-    lanes.copy_from_slice(word);
-    let x = u64::from_le_bytes(lanes);
-    let below_space = x.wrapping_sub(ONES * 0x20) & !x;
-    let del_or_above = x.wrapping_add(ONES) | x;
-    let quote = x ^ (ONES * u64::from(b'"'));
-    let backslash = x ^ (ONES * u64::from(b'\\'));
-    let is_quote = quote.wrapping_sub(ONES) & !quote;
-    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (below_space | del_or_above | is_quote | is_backslash) & HIGH == 0
 }
 
 /// Writes a non-ASCII character as `\uXXXX`, or a surrogate pair above U+FFFF.
@@ -792,32 +738,6 @@ mod tests {
     }
 
     #[test]
-    fn plain_runs_end_at_the_first_byte_to_escape() {
-        let plain: Vec<u8> = (0..3 * SCAN_CHUNK + 9)
-            .map(|i| b'a' + (i % 26) as u8)
-            .collect();
-        for b in 0..=255u8 {
-            assert_eq!(needs_escape(b) != 0, ESCAPE[usize::from(b)] != 0, "{b:#x}");
-            for pos in 0..plain.len() {
-                let mut bytes = plain.clone();
-                bytes[pos] = b;
-                if pos + 1 < bytes.len() {
-                    bytes[pos + 1] = b'"';
-                }
-                let want = if ESCAPE[usize::from(b)] != 0 {
-                    pos
-                } else {
-                    pos + 1
-                };
-                assert_eq!(plain_run_end(&bytes, 0), want, "{b:#x} at {pos}");
-                assert_eq!(plain_run_end(&bytes, pos), want, "{b:#x} at {pos}");
-            }
-        }
-        assert_eq!(plain_run_end(&plain, 0), plain.len());
-        assert_eq!(plain_run_end(&plain, plain.len()), plain.len());
-    }
-
-    #[test]
     fn long_strings_escape_like_short_ones() {
         let mut s = "x".repeat(100);
         s.push_str("é\"\n");
@@ -834,19 +754,14 @@ mod tests {
     }
 
     #[test]
-    fn plain_words_are_exactly_those_without_escapes() {
+    fn plain_runs_stop_at_the_bytes_the_table_escapes() {
         for b in 0..=255u8 {
-            for pos in 0..8 {
-                let mut word = *b"abcdefgh";
-                word[pos] = b;
-                assert_eq!(
-                    is_plain_word(&word),
-                    ESCAPE[usize::from(b)] == 0,
-                    "{b:#x} at {pos}"
-                );
-            }
+            let want = if ESCAPE[usize::from(b)] == 0 { 1 } else { 0 };
+            assert_eq!(plain_run_end(&[b], 0), want, "{b:#x}");
+            let mut long = [b'a'; 100];
+            long[90] = b;
+            let want = if ESCAPE[usize::from(b)] == 0 { 100 } else { 90 };
+            assert_eq!(plain_run_end(&long, 0), want, "{b:#x}");
         }
-        assert!(is_plain_word(b" ~~~~~~~"));
-        assert!(!is_plain_word(b"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f"));
     }
 }
