@@ -1,8 +1,9 @@
 //! Criterion benches of the payload codecs and the whole frame path.
 //!
 //! A tiny packet (64 bytes of JSON, what the echo-server load test sends), a
-//! small one (about 100 bytes, a typical request) and a large one (about
-//! 64 KiB of JSON), each decoded and encoded in JSON and ZiProto; then the
+//! small one (about 100 bytes, a typical request), a large one (about
+//! 64 KiB of JSON) and the load test's large request (one 64 KiB string),
+//! each decoded and encoded in JSON and ZiProto; then the
 //! frame path a server runs per packet: cut the frame off the read buffer and
 //! decode its payload, and frame a reply with `FrameCodec::write_frame`.
 //!
@@ -56,6 +57,14 @@ fn large_packet() -> Map {
     map
 }
 
+/// The load test's large request (`asyncapy bench --payload-size 65536`):
+/// `{"data": "xxx…"}`, exactly 65536 bytes in JSON.
+fn filler_packet() -> Map {
+    let mut map = Map::new();
+    map.insert("data", "x".repeat(65536 - 12));
+    map
+}
+
 fn encoded(encoding: Encoding, map: &Map) -> Vec<u8> {
     let mut out = Vec::new();
     encoding.encode_map(map, &mut out).expect("encodable");
@@ -69,6 +78,7 @@ fn payloads(c: &mut Criterion) {
         ("tiny", tiny_packet()),
         ("small", small_packet()),
         ("large", large_packet()),
+        ("filler", filler_packet()),
     ] {
         let mut group = c.benchmark_group(format!("payload/{size}"));
         for encoding in ENCODINGS {
@@ -94,7 +104,11 @@ fn payloads(c: &mut Criterion) {
 
 fn frames(c: &mut Criterion) {
     let codec = FrameCodec::default();
-    for (size, map) in [("small", small_packet()), ("large", large_packet())] {
+    for (size, map) in [
+        ("small", small_packet()),
+        ("large", large_packet()),
+        ("filler", filler_packet()),
+    ] {
         let mut group = c.benchmark_group(format!("frame/{size}"));
         for encoding in ENCODINGS {
             let mut wire = BytesMut::new();
@@ -132,6 +146,21 @@ fn frames(c: &mut Criterion) {
                     out.len()
                 })
             });
+            // As a session's first reply after a large one: into an empty
+            // buffer (those grown past 64 KiB are released after a write).
+            group.bench_with_input(
+                BenchmarkId::new("write_frame_fresh", encoding),
+                &map,
+                |b, map| {
+                    b.iter(|| {
+                        let mut out = BytesMut::new();
+                        codec
+                            .write_frame(encoding, black_box(map), &mut out)
+                            .expect("framed");
+                        out.len()
+                    })
+                },
+            );
         }
         group.finish();
     }

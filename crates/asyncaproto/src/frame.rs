@@ -40,7 +40,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::encoding::{Encoding, PayloadError};
 use crate::error_code::ErrorCode;
-use crate::value::Map;
+use crate::value::{Map, Value};
 
 /// The only Protocol-Version AsyncAProto defines: 22 (`0x16`).
 pub const PROTOCOL_VERSION: u8 = 22;
@@ -434,6 +434,10 @@ impl FrameCodec {
     ) -> Result<(), FrameError> {
         let start = dst.len();
         let head_len = self.config.head_len();
+        // Room for the whole frame at once when its size is mostly that of
+        // strings and binaries at the top level (a large one would otherwise
+        // grow the buffer, and be copied again, on its last bytes).
+        dst.reserve(head_len + size_hint(map));
         dst.put_bytes(0, head_len);
         if let Err(e) = encoding.encode_map(map, dst) {
             dst.truncate(start);
@@ -462,6 +466,25 @@ impl FrameCodec {
         dst.put_slice(payload);
         Ok(())
     }
+}
+
+/// About how many bytes `map` takes encoded, at least, from its top-level
+/// entries alone: strings and binaries count by their length, the rest a few
+/// bytes each (nested arrays and maps are not walked).
+fn size_hint(map: &Map) -> usize {
+    map.iter()
+        .map(|(key, value)| {
+            // Quotes and separators, or ZiProto's heads: up to 10 bytes.
+            let data = match value {
+                Value::Str(s) => s.len(),
+                // Base64 in JSON: 4 bytes for 3.
+                Value::Bin(b) => b.len() / 3 * 4 + 4,
+                _ => 8,
+            };
+            key.len() + data + 10
+        })
+        .sum::<usize>()
+        + 8
 }
 
 impl FrameCodec {

@@ -281,22 +281,9 @@ impl<'t, 's> FastParser<'t, 's> {
 
     /// The position of the first byte at or after `i` that ends a plain run
     /// inside a string: a quote, a backslash or a control character (or the
-    /// end of the text). Eight bytes at a time.
-    fn skip_plain(&self, mut i: usize) -> usize {
-        while let Some(word) = self.bytes.get(i..i + 8) {
-            let mut lanes = [0u8; 8];
-            lanes.copy_from_slice(word);
-            if let Some(lane) = first_string_stop(lanes) {
-                return i + lane;
-            }
-            i += 8;
-        }
-        // The last few bytes of the text.
-        let rest = self.bytes.get(i..).unwrap_or_default();
-        let stop = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
-        i + stop.unwrap_or(rest.len())
+    /// end of the text).
+    fn skip_plain(&self, i: usize) -> usize {
+        super::scan::string_run_end(self.bytes, i)
     }
 
     /// The 4 hex digits at `i`, as a UTF-16 unit.
@@ -377,25 +364,6 @@ impl<'t, 's> FastParser<'t, 's> {
             None
         }
     }
-}
-
-/// The index of the first of 8 bytes that stops a plain run inside a JSON
-/// string: a quote, a backslash or a control character.
-fn first_string_stop(lanes: [u8; 8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let x = u64::from_le_bytes(lanes);
-    // A high bit in a lane marks a byte below 0x20, a quote or a backslash;
-    // a borrow may raise false alarms, but only in lanes above a real one, so
-    // the lowest mark is always real.
-    let quote = x ^ (ONES * u64::from(b'"'));
-    let backslash = x ^ (ONES * u64::from(b'\\'));
-    let flags = (x.wrapping_sub(ONES * 0x20)
-        | quote.wrapping_sub(ONES) & !quote
-        | backslash.wrapping_sub(ONES) & !backslash)
-        & !x
-        & HIGH;
-    (flags != 0).then(|| (flags.trailing_zeros() / 8) as usize)
 }
 
 /// The [`PayloadError`] for a `serde_json` error the visitor did not raise.

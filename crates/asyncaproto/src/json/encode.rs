@@ -4,6 +4,7 @@ use std::fmt::{self, Write as _};
 
 use bytes::BufMut;
 
+use super::scan::plain_run_end;
 use crate::payload_error::PayloadError;
 use crate::value::{Map, Value};
 use crate::MAX_DEPTH;
@@ -173,29 +174,15 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
     dst.put_u8(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut i = plain_prefix_len(bytes);
+    let mut i = plain_run_end(bytes, 0);
     if i == bytes.len() {
         // Nothing to escape: the common case.
         dst.put_slice(bytes);
         dst.put_u8(b'"');
         return;
     }
-    loop {
-        // Plain runs (the common case) are skipped eight bytes at a time.
-        while let Some(word) = bytes.get(i..i + 8) {
-            if !is_plain_word(word) {
-                break;
-            }
-            i += 8;
-        }
-        let Some(&b) = bytes.get(i) else {
-            break;
-        };
-        let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
-            i += 1;
-            continue;
-        }
+    while let Some(&b) = bytes.get(i) {
+        // `b` needs an escape: a plain run never ends on anything else.
         if start < i {
             dst.put_slice(bytes.get(start..i).unwrap_or_default());
         }
@@ -209,55 +196,19 @@ fn write_str<B: BufMut>(dst: &mut B, s: &str) {
             write_unicode_escape(dst, c);
             i += c.len_utf8();
         } else {
-            if escape == b'u' {
-                write_u_escape(dst, u16::from(b));
-            } else {
-                dst.put_slice(&[b'\\', escape]);
+            match ESCAPE[usize::from(b)] {
+                b'u' => write_u_escape(dst, u16::from(b)),
+                escape => dst.put_slice(&[b'\\', escape]),
             }
             i += 1;
         }
         start = i;
+        i = plain_run_end(bytes, i);
     }
     if start < bytes.len() {
         dst.put_slice(bytes.get(start..).unwrap_or_default());
     }
     dst.put_u8(b'"');
-}
-
-/// The length of the longest prefix of `bytes` written as is in a string.
-fn plain_prefix_len(bytes: &[u8]) -> usize {
-    let mut i = 0;
-    while let Some(word) = bytes.get(i..i + 8) {
-        if !is_plain_word(word) {
-            break;
-        }
-        i += 8;
-    }
-    while let Some(&b) = bytes.get(i) {
-        if ESCAPE[usize::from(b)] != 0 {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
-/// Whether none of the 8 bytes of `word` needs escaping: each is printable
-/// ASCII (0x20 to 0x7e), and neither `"` nor `\\`. Bit tricks over a `u64`:
-/// a high bit in one lane of `flags` marks a byte that needs a closer look.
-fn is_plain_word(word: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut lanes = [0u8; 8];
-    lanes.copy_from_slice(word);
-    let x = u64::from_le_bytes(lanes);
-    let below_space = x.wrapping_sub(ONES * 0x20) & !x;
-    let del_or_above = x.wrapping_add(ONES) | x;
-    let quote = x ^ (ONES * u64::from(b'"'));
-    let backslash = x ^ (ONES * u64::from(b'\\'));
-    let is_quote = quote.wrapping_sub(ONES) & !quote;
-    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (below_space | del_or_above | is_quote | is_backslash) & HIGH == 0
 }
 
 /// Writes a non-ASCII character as `\uXXXX`, or a surrogate pair above U+FFFF.
@@ -787,19 +738,30 @@ mod tests {
     }
 
     #[test]
-    fn plain_words_are_exactly_those_without_escapes() {
+    fn long_strings_escape_like_short_ones() {
+        let mut s = "x".repeat(100);
+        s.push_str("é\"\n");
+        s.push_str(&"y".repeat(70));
+        s.push('\u{7f}');
+        let mut out = Vec::new();
+        write_str(&mut out, &s);
+        let want = format!(
+            "\"{}\\u00e9\\\"\\n{}\\u007f\"",
+            "x".repeat(100),
+            "y".repeat(70)
+        );
+        assert_eq!(String::from_utf8(out).expect("ASCII"), want);
+    }
+
+    #[test]
+    fn plain_runs_stop_at_the_bytes_the_table_escapes() {
         for b in 0..=255u8 {
-            for pos in 0..8 {
-                let mut word = *b"abcdefgh";
-                word[pos] = b;
-                assert_eq!(
-                    is_plain_word(&word),
-                    ESCAPE[usize::from(b)] == 0,
-                    "{b:#x} at {pos}"
-                );
-            }
+            let want = if ESCAPE[usize::from(b)] == 0 { 1 } else { 0 };
+            assert_eq!(plain_run_end(&[b], 0), want, "{b:#x}");
+            let mut long = [b'a'; 100];
+            long[90] = b;
+            let want = if ESCAPE[usize::from(b)] == 0 { 100 } else { 90 };
+            assert_eq!(plain_run_end(&long, 0), want, "{b:#x}");
         }
-        assert!(is_plain_word(b" ~~~~~~~"));
-        assert!(!is_plain_word(b"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f"));
     }
 }

@@ -36,6 +36,7 @@
 
 mod decode;
 mod encode;
+mod scan;
 
 pub use decode::{decode, decode_with};
 pub use encode::{encode, encode_map};
