@@ -116,7 +116,7 @@ start_server() {
     : >"$out"
     case "$name" in
     yardstick) taskset -c "$SERVER_CORE" "$YARDSTICK" --addr 127.0.0.1 --port 0 >"$out" 2>"$RUN_DIR/$name.stderr" & ;;
-    serve) taskset -c "$SERVER_CORE" "$BIN" serve --addr 127.0.0.1 --port 0 >"$out" 2>"$RUN_DIR/$name.stderr" & ;;
+    serve) taskset -c "$SERVER_CORE" "$BIN" serve --addr 127.0.0.1 --port 0 --logging-level 30 >"$out" 2>"$RUN_DIR/$name.stderr" & ;;
     serve-base)
         # Another build of asyncapy (e.g. of the commit before a change), for
         # before/after figures in one run.
@@ -124,7 +124,7 @@ start_server() {
             echo "serve-base needs BENCH_BASE_BIN (the path of another asyncapy binary)" >&2
             return 1
         fi
-        taskset -c "$SERVER_CORE" "$BENCH_BASE_BIN" serve --addr 127.0.0.1 --port 0 >"$out" 2>"$RUN_DIR/$name.stderr" &
+        taskset -c "$SERVER_CORE" "$BENCH_BASE_BIN" serve --addr 127.0.0.1 --port 0 --logging-level 30 >"$out" 2>"$RUN_DIR/$name.stderr" &
         ;;
     *)
         echo "unknown server $name" >&2

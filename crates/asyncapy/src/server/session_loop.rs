@@ -42,12 +42,16 @@ use crate::server::transport::{poll_read_more, Transport};
 use crate::server::ServerContext;
 use crate::session::{Client, RegistryGuard, SessionState, Signal};
 
-/// A read buffer emptied while larger than this is released rather than kept.
-const KEEP_BUFFER_UP_TO: usize = 64 * 1024;
+/// A read or write buffer emptied while larger than this is released rather
+/// than kept: room for one read of [`MAX_READ_SIZE`] and a 64 KiB reply is
+/// kept, so a stream of such packets does not allocate fresh buffers (and
+/// touch fresh pages) for every batch.
+const KEEP_BUFFER_UP_TO: usize = 128 * 1024;
 
 /// The most room one read is given (a larger packet still arrives whole, over
-/// several reads).
-const MAX_READ_SIZE: usize = 64 * 1024;
+/// several reads): 64 KiB and room for a head, so that a 64 KiB payload
+/// arrives in one read, not two.
+const MAX_READ_SIZE: usize = 65 * 1024;
 
 /// At most this long, and this many bytes, are read and discarded after the
 /// server's last reply before it drops a connection (so that the reply is not
@@ -658,7 +662,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_read_room_doubles_up_to_64_kib_and_a_large_buffer_is_released_once_emptied() {
+    async fn the_read_room_doubles_up_to_65_kib_and_a_large_buffer_is_released_once_emptied() {
         let (mut connection, mut client) = echo_connection(1024).await;
         let big = frame(1 << 20);
         let expected_reply = big.clone();
@@ -672,13 +676,13 @@ mod tests {
         });
         assert_eq!(connection.read_size, 1024);
         let largest = read_all(&mut connection, &frame(1 << 20)).await;
-        assert_eq!(largest, MAX_READ_SIZE, "the room grew to 64 KiB");
+        assert_eq!(largest, MAX_READ_SIZE, "the room grew to 65 KiB");
         assert!(connection.rbuf.capacity() > KEEP_BUFFER_UP_TO);
         assert_eq!(connection.process().await, None, "the session goes on");
         assert_eq!(
             connection.rbuf.capacity(),
             0,
-            "an emptied buffer over 64 KiB is released"
+            "an emptied buffer over 128 KiB is released"
         );
         assert_eq!(connection.wbuf.capacity(), 0, "so is the write buffer");
         let mut client = peer.await.unwrap();
