@@ -389,3 +389,62 @@ async fn shutdown_closes_idle_sessions_with_err_shutting_down() {
     );
     let _: Map = m;
 }
+
+/// The packets of one batch hand their allocations on to the next: a packet
+/// a handler keeps must keep its contents, and every echo must be of its own
+/// packet, whatever the shapes in between.
+#[tokio::test]
+async fn packets_of_one_batch_are_each_their_own_even_when_a_handler_keeps_some() {
+    use std::sync::{Arc, Mutex};
+    let kept: Arc<Mutex<Vec<(usize, asyncapy::Packet)>>> = Arc::default();
+    let mut server = asyncapy::Server::new(test_config());
+    let store = kept.clone();
+    server.register_handler(move |client: asyncapy::Client, packet: asyncapy::Packet| {
+        let store = store.clone();
+        async move {
+            let i = packet.get("i").and_then(Value::as_i64).unwrap_or(-1);
+            if i % 3 == 0 {
+                store.lock().unwrap().push((i as usize, packet.clone()));
+            }
+            client.send(&packet).await
+        }
+    });
+    let server = server.bind().await.unwrap();
+    let mut client = RawClient::connect(server.local_addr()).await;
+    let sent: Vec<Map> = (0..64usize)
+        .map(|i| {
+            let mut m = map(&[("i", Value::from(i as i64))]);
+            // Shapes and sizes that change from packet to packet.
+            match i % 4 {
+                0 => m.insert("s", "y".repeat(i * 7)),
+                1 => m.insert("nested", Value::from(map(&[("k", Value::from("v"))]))),
+                2 => m.insert(
+                    "list",
+                    Value::from(vec![Value::from("a"), Value::from(i as i64)]),
+                ),
+                _ => None,
+            };
+            m
+        })
+        .collect();
+    // One write: the server reads them in as few batches as it can.
+    let mut bytes = Vec::new();
+    for (i, m) in sent.iter().enumerate() {
+        let encoding = if i % 2 == 0 {
+            Encoding::Json
+        } else {
+            Encoding::ZiProto
+        };
+        bytes.extend_from_slice(&client.frame_bytes(encoding, m));
+    }
+    client.send_raw(&bytes).await;
+    for m in &sent {
+        let (_, reply) = client.read().await;
+        assert_eq!(&reply, m);
+    }
+    let kept = kept.lock().unwrap();
+    assert_eq!(kept.len(), 22);
+    for (i, packet) in kept.iter() {
+        assert_eq!(packet.map(), &sent[*i], "kept packet {i}");
+    }
+}
