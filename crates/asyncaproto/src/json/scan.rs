@@ -28,69 +28,75 @@ const FIRST_WINDOW: usize = 64;
 /// The largest window.
 const MAX_WINDOW: usize = 8 * 1024;
 
+/// What ends a plain run: for the decoder or for the writer.
+trait Run {
+    /// The allowed range of a plain byte (quote and backslash aside).
+    const LO: u8;
+    const HI: u8;
+    /// Whether `b` ends the run.
+    fn stops(b: u8) -> bool;
+    /// The index of the first of 8 bytes that ends the run.
+    fn first_stop(lanes: [u8; 8]) -> Option<usize>;
+}
+
+/// A string being decoded: a quote, a backslash or a control character ends
+/// a run.
+struct Decoded;
+
+impl Run for Decoded {
+    const LO: u8 = 0x20;
+    const HI: u8 = 0xff;
+    fn stops(b: u8) -> bool {
+        is_string_stop(b)
+    }
+    fn first_stop(lanes: [u8; 8]) -> Option<usize> {
+        first_string_stop(lanes)
+    }
+}
+
+/// A string being written: any byte the writer escapes ends a run.
+struct Written;
+
+impl Run for Written {
+    const LO: u8 = 0x20;
+    const HI: u8 = 0x7e;
+    fn stops(b: u8) -> bool {
+        !is_plain(b)
+    }
+    fn first_stop(lanes: [u8; 8]) -> Option<usize> {
+        if is_plain_word(&lanes) {
+            None
+        } else {
+            lanes.iter().position(|&b| !is_plain(b))
+        }
+    }
+}
+
 /// The end of the plain run at `i` of a JSON string being decoded: the
 /// position of the first quote, backslash or control character at or after
 /// `i`, or the length of `bytes` (`i` itself when past the end).
-pub(super) fn string_run_end(bytes: &[u8], mut i: usize) -> usize {
-    for _ in 0..SHORT_WORDS {
-        let Some(word) = bytes.get(i..i + 8) else {
-            break;
-        };
-        let mut lanes = [0u8; 8];
-        lanes.copy_from_slice(word);
-        if let Some(lane) = first_string_stop(lanes) {
-            return i + lane;
-        }
-        i += 8;
-    }
-    for _ in 0..MEDIUM_CHUNKS {
-        let Some(chunk) = bytes.get(i..i + CHUNK) else {
-            break;
-        };
-        if chunk
-            .iter()
-            .fold(0, |any, &b| any.max(u8::from(is_string_stop(b))))
-            != 0
-        {
-            return string_stop_by_words(bytes, i);
-        }
-        i += CHUNK;
-    }
-    if bytes.len().saturating_sub(i) < FIRST_WINDOW {
-        return string_stop_by_words(bytes, i);
-    }
-    long_run_end(bytes, i, 0x20, 0xff)
-}
-
-/// [`string_run_end`] 8 bytes at a time, then one (for the rest of a chunk
-/// known to hold a stop, or a short rest of the input).
-fn string_stop_by_words(bytes: &[u8], mut i: usize) -> usize {
-    while let Some(word) = bytes.get(i..i + 8) {
-        let mut lanes = [0u8; 8];
-        lanes.copy_from_slice(word);
-        if let Some(lane) = first_string_stop(lanes) {
-            return i + lane;
-        }
-        i += 8;
-    }
-    let rest = bytes.get(i..).unwrap_or_default();
-    i + rest
-        .iter()
-        .position(|&b| is_string_stop(b))
-        .unwrap_or(rest.len())
+pub(super) fn string_run_end(bytes: &[u8], i: usize) -> usize {
+    run_end::<Decoded>(bytes, i)
 }
 
 /// The end of the plain run at `i` of a string being written: the position
 /// of the first byte at or after `i` that is not printable ASCII, or is a
 /// quote or a backslash (the writer's escape table marks exactly those), or
 /// the length of `bytes`.
-pub(super) fn plain_run_end(bytes: &[u8], mut i: usize) -> usize {
+pub(super) fn plain_run_end(bytes: &[u8], i: usize) -> usize {
+    run_end::<Written>(bytes, i)
+}
+
+/// The end of the run `R` at `i`: words, then chunks, then windows.
+fn run_end<R: Run>(bytes: &[u8], mut i: usize) -> usize {
     for _ in 0..SHORT_WORDS {
         let Some(word) = bytes.get(i..i + 8) else {
             break;
         };
-        if !is_plain_word(word) {
-            return plain_end_by_words(bytes, i);
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(word);
+        if let Some(lane) = R::first_stop(lanes) {
+            return i + lane;
         }
         i += 8;
     }
@@ -100,32 +106,32 @@ pub(super) fn plain_run_end(bytes: &[u8], mut i: usize) -> usize {
         };
         if chunk
             .iter()
-            .fold(0, |any, &b| any.max(u8::from(!is_plain(b))))
+            .fold(0, |any, &b| any.max(u8::from(R::stops(b))))
             != 0
         {
-            return plain_end_by_words(bytes, i);
+            return run_end_by_words::<R>(bytes, i);
         }
         i += CHUNK;
     }
     if bytes.len().saturating_sub(i) < FIRST_WINDOW {
-        return plain_end_by_words(bytes, i);
+        return run_end_by_words::<R>(bytes, i);
     }
-    long_run_end(bytes, i, 0x20, 0x7e)
+    long_run_end(bytes, i, R::LO, R::HI)
 }
 
-/// [`plain_run_end`] 8 bytes at a time, then one.
-fn plain_end_by_words(bytes: &[u8], mut i: usize) -> usize {
+/// [`run_end`] 8 bytes at a time, then one (for the rest of a chunk known
+/// to hold a stop, or a short rest of the input).
+fn run_end_by_words<R: Run>(bytes: &[u8], mut i: usize) -> usize {
     while let Some(word) = bytes.get(i..i + 8) {
-        if !is_plain_word(word) {
-            break;
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(word);
+        if let Some(lane) = R::first_stop(lanes) {
+            return i + lane;
         }
         i += 8;
     }
     let rest = bytes.get(i..).unwrap_or_default();
-    i + rest
-        .iter()
-        .position(|&b| !is_plain(b))
-        .unwrap_or(rest.len())
+    i + rest.iter().position(|&b| R::stops(b)).unwrap_or(rest.len())
 }
 
 /// The position of the first quote or backslash at or after `i`, or of the
