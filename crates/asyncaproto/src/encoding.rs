@@ -59,10 +59,7 @@ impl Encoding {
     /// assert!(matches!(Encoding::Json.decode(b"[1]"), Err(PayloadError::NotAMap)));
     /// ```
     pub fn decode(self, payload: &[u8]) -> Result<Map, PayloadError> {
-        match self.decode_value(payload)? {
-            Value::Map(map) => Ok(map),
-            _ => Err(PayloadError::NotAMap),
-        }
+        self.decode_with(payload, &mut Spares::new())
     }
 
     /// As [`Encoding::decode`], filling strings and map entry vectors kept in
@@ -82,6 +79,7 @@ impl Encoding {
             Encoding::Json => json::decode_with(payload, spares)?,
             Encoding::ZiProto => ziproto::decode_with(payload, spares)?,
         };
+        // A top-level value that is not a map is the protocol's error.
         match value {
             Value::Map(map) => Ok(map),
             other => {

@@ -56,20 +56,16 @@ impl Spares {
         self.strings.is_empty() && self.entries.is_empty()
     }
 
-    /// Takes back the allocations of `map`, a decoded payload that is done with.
-    pub fn reclaim(&mut self, map: Map) {
-        self.reclaim_map(map);
-    }
-
     /// Drops everything kept.
     pub fn clear(&mut self) {
         self.strings.clear();
         self.entries.clear();
     }
 
-    /// Keeps the strings and the entry vector of `map`, in the reverse of
-    /// the order a decoder takes them (so that popping gives decode order).
-    fn reclaim_map(&mut self, map: Map) {
+    /// Takes back the allocations of `map`, a decoded payload that is done
+    /// with: its strings and entry vectors, in the reverse of the order a
+    /// decoder takes them (so that popping gives decode order).
+    pub fn reclaim(&mut self, map: Map) {
         let mut entries = map.into_entries();
         while let Some((key, value)) = entries.pop() {
             self.reclaim_value(value);
@@ -83,7 +79,7 @@ impl Spares {
     pub(crate) fn reclaim_value(&mut self, value: Value) {
         match value {
             Value::Str(s) => self.keep_string(s),
-            Value::Map(map) => self.reclaim_map(map),
+            Value::Map(map) => self.reclaim(map),
             Value::Array(mut items) => {
                 while let Some(item) = items.pop() {
                     self.reclaim_value(item);

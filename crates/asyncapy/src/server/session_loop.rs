@@ -350,38 +350,9 @@ impl<T: Transport> SessionLoop<T> {
                     continue;
                 }
             }
-            // Most handlers finish without waiting: only arm the handler
-            // deadline for those that do.
-            let mut waited = false;
-            let outcome = {
-                let mut dispatch = pin!(ctx.dispatcher.run_routed(&client, &packet, &ctx.state));
-                match futures_util::poll!(dispatch.as_mut()) {
-                    Poll::Ready(outcome) => Some(outcome),
-                    Poll::Pending => {
-                        waited = true;
-                        self.deadline.as_mut().reset(Instant::now() + period);
-                        // The handler waits: what it (or anyone) sends meanwhile
-                        // is written now, while it runs.
-                        self.state.end_batch();
-                        let state = &self.state;
-                        let outcome = loop {
-                            tokio::select! {
-                                biased;
-                                outcome = &mut dispatch => break Some(outcome),
-                                () = poll_fn(|cx| state.poll_abort(cx)) => return Some(End::Aborted),
-                                () = &mut self.deadline => break None,
-                                written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since, metrics) => {
-                                    if let Err(e) = written {
-                                        debug!("Write failed: {e}");
-                                        return Some(End::Broken);
-                                    }
-                                }
-                            }
-                        };
-                        self.state.begin_batch();
-                        outcome
-                    }
-                }
+            let (outcome, waited) = match self.handle(&ctx, &client, &packet, metrics).await {
+                Ok(handled) => handled,
+                Err(end) => return Some(end),
             };
             shell = packet.recycle(&mut spares);
             let Some((outcome, route)) = outcome else {
@@ -434,6 +405,45 @@ impl<T: Transport> SessionLoop<T> {
             self.deadline.as_mut().reset(Instant::now() + period);
         }
         None
+    }
+
+    /// Runs `packet` through the handlers: its outcome (`None`: the handler
+    /// deadline passed first) and whether a handler waited. Most handlers
+    /// finish without waiting; only for those that do is the deadline armed
+    /// and what is sent meanwhile written while they run. `Err`: the session
+    /// is over (aborted, or the write failed).
+    async fn handle(
+        &mut self,
+        ctx: &ServerContext,
+        client: &Client,
+        packet: &Packet,
+        metrics: Option<&crate::metrics::Metrics>,
+    ) -> Result<(Option<(Outcome, Option<usize>)>, bool), End> {
+        let mut dispatch = pin!(ctx.dispatcher.run_routed(client, packet, &ctx.state));
+        if let Poll::Ready(outcome) = futures_util::poll!(dispatch.as_mut()) {
+            return Ok((Some(outcome), false));
+        }
+        self.deadline
+            .as_mut()
+            .reset(Instant::now() + ctx.config.timeout);
+        self.state.end_batch();
+        let state = &self.state;
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                outcome = &mut dispatch => break Some(outcome),
+                () = poll_fn(|cx| state.poll_abort(cx)) => return Err(End::Aborted),
+                () = &mut self.deadline => break None,
+                written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since, metrics) => {
+                    if let Err(e) = written {
+                        debug!("Write failed: {e}");
+                        return Err(End::Broken);
+                    }
+                }
+            }
+        };
+        self.state.begin_batch();
+        Ok((outcome, true))
     }
 
     fn session_encoding(&self) -> Encoding {
