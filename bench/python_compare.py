@@ -121,6 +121,9 @@ def main():
     parser.add_argument("--servers", default="original,ours,serve", help="comma-separated subset")
     parser.add_argument("--cases", default="0,1,2", help="comma-separated case numbers")
     args = parser.parse_args()
+    # The servers run in /tmp: relative paths are taken from here.
+    args.asyncapy = str(Path(args.asyncapy).resolve())
+    args.original = args.original.resolve()
     cases = [
         ("one request per connection, 16 at once", "per-request", 16, 1),
         ("16 persistent connections", "persistent", 16, 1),
