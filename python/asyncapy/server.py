@@ -1,6 +1,8 @@
 """The :class:`Server`: AsyncAPY 0.5's server, on the Rust engine."""
 
+import asyncio
 import configparser
+import functools
 import inspect
 import logging
 import signal
@@ -40,6 +42,9 @@ _ORIGINAL_KEYS = (
 
 _DONE, _STOP, _FAILED, _PASS, _FAIL = 0, 1, 2, 3, 4
 
+#: The event loops a server can run its handlers on.
+BACKENDS = ("trio", "asyncio")
+
 #: Parked handler tasks kept for the next packets.
 _MAX_IDLE_WORKERS = 256
 
@@ -63,7 +68,28 @@ def _resume(coro, yielded):
                 return stop.value
 
 
-class _Runner:
+class _Events:
+    """What both backends do with the engine's events that are not jobs."""
+
+    def _other(self, event):
+        """Runs an event that is not a job; true when the engine stopped."""
+        kind = event[0]
+        if kind == "filter":
+            self._server._run_filter(self._engine, event)
+        elif kind == "cancel":
+            peer = self._cancel(event[1])
+            if peer is not None:
+                log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
+        elif kind == "log":
+            self._server._emit(event)
+        elif kind == "stopped":
+            self._cancel_all()
+            self.stopped.set()
+            return True
+        return False
+
+
+class _Runner(_Events):
     """Runs the engine's events on trio: one task at a time is the *drainer*,
     which waits on the engine's wake descriptor, takes a batch of events and
     runs them in order, in itself.
@@ -167,25 +193,106 @@ class _Runner:
             idle.append(task)
             events, start = await trio.lowlevel.wait_task_rescheduled(abort)
 
-    def _other(self, event):
-        """Runs an event that is not a job; true when the engine stopped."""
-        kind = event[0]
-        if kind == "filter":
-            self._server._run_filter(self._engine, event)
-        elif kind == "cancel":
-            running = self._scopes.get(event[1])
-            if running is not None:
-                scope, peer = running
-                log.info(f"({peer.session_id}) {{Client handler}} The operation has timed out")
-                scope.cancel()
-        elif kind == "log":
-            self._server._emit(event)
-        elif kind == "stopped":
-            for scope, _ in list(self._scopes.values()):
-                scope.cancel()
-            self.stopped.set()
-            return True
-        return False
+    def _cancel(self, job):
+        """Cancels job ``job`` if it is running; returns its peer."""
+        running = self._scopes.get(job)
+        if running is None:
+            return None
+        scope, peer = running
+        scope.cancel()
+        return peer
+
+    def _cancel_all(self):
+        for scope, _ in list(self._scopes.values()):
+            scope.cancel()
+
+
+class _AsyncioRunner(_Events):
+    """Runs the engine's events on an asyncio loop (``backend="asyncio"``).
+
+    The loop watches the engine's wake descriptor (``add_reader``); each
+    wakeup takes a batch of events and starts one asyncio task per job (on
+    Python 3.12 and later an eager one: a handler that does not block
+    finishes inside ``Task()``). A task's first step runs inside the task, so
+    ``asyncio.current_task()``, ``asyncio.timeout`` and task groups work as
+    in any asyncio program. A job's timeout cancels its task.
+
+    Sends and outcomes made while a batch is being run are handed to the
+    engine together, by a callback scheduled after the batch's tasks took
+    their first step; later ones (after an ``await asyncio.sleep``) are
+    handed over as they are made (``Engine.set_autoflush``), since asyncio
+    has no hook before it waits for I/O."""
+
+    def __init__(self, server, engine, loop):
+        self._server = server
+        self._engine = engine
+        self._loop = loop
+        self._functions = [handler.function for handler, _ in server._handlers]
+        self._tasks = {}
+        self._flush_scheduled = False
+        self._eager = sys.version_info >= (3, 12)
+        self.stopped = asyncio.Event()
+
+    def start(self):
+        self._engine.set_autoflush(True)
+        self._loop.add_reader(self._engine.fileno(), self._on_readable)
+
+    def close(self):
+        self._loop.remove_reader(self._engine.fileno())
+
+    def _on_readable(self):
+        engine = self._engine
+        engine.set_autoflush(False)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        for event in engine.drain(1024):
+            if event[0] == "job":
+                self._start(event)
+            elif self._other(event):
+                break
+
+    def _flush(self):
+        self._flush_scheduled = False
+        self._engine.flush()
+        self._engine.set_autoflush(True)
+
+    def _start(self, event):
+        _, job, index, peer, fields, encoding = event
+        client = Client._from_peer(peer, self._server)
+        handler = self._functions[index](client, Packet._from_engine(fields, encoding, client))
+        run = self._run(job, peer, handler)
+        if self._eager:
+            task = asyncio.Task(run, loop=self._loop, eager_start=True)
+        else:
+            task = self._loop.create_task(run)
+        if not task.done():
+            self._tasks[job] = (task, peer, handler)
+
+    async def _run(self, job, peer, handler):
+        try:
+            await handler
+        except Exception as error:
+            code = _failure_code(peer, error)
+        else:
+            code = _DONE
+        finally:
+            self._tasks.pop(job, None)
+        self._engine.finish(job, code)
+
+    def _cancel(self, job):
+        running = self._tasks.pop(job, None)
+        if running is None:
+            return None
+        task, peer, handler = running
+        task.cancel()
+        if inspect.getcoroutinestate(handler) == inspect.CORO_CREATED:
+            handler.close()  # cancelled before its task ran it
+        return peer
+
+    def _cancel_all(self):
+        for job in list(self._tasks):
+            self._cancel(job)
 
 
 def _failure_code(peer, error):
@@ -213,6 +320,11 @@ class _Flusher(trio.abc.Instrument):
         self._flush()
 
 
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'trio' or 'asyncio', not {backend!r}")
+
+
 def _level_number(level):
     if isinstance(level, int):
         return level
@@ -236,6 +348,11 @@ class Server:
     ``grace_period``, ``tls_cert``, ``tls_key``, ``tls_client_ca``,
     ``proxy_protocol``, ``proxy_trusted``) are keyword arguments too, and
     keys of the INI file's ``[AsyncAPY]`` section.
+
+    ``backend`` (keyword, or the INI key) picks the event loop the handlers
+    run on: ``"trio"`` (the default, as in the original) or ``"asyncio"``
+    (handlers then await asyncio primitives; the installed event loop
+    policy applies, so uvloop can be used).
     """
 
     def __init__(
@@ -252,6 +369,8 @@ class Server:
         config=None,
         cfg_parser=None,
         session_limit=0,
+        *,
+        backend="trio",
         **engine_options,
     ):
         if not isinstance(addr, str):
@@ -276,6 +395,7 @@ class Server:
             raise TypeError("config must be a string!")
         if not isinstance(session_limit, int):
             raise TypeError("session_limit must be an integer!")
+        _check_backend(backend)
         for key in engine_options:
             if key not in ENGINE_OPTIONS:
                 raise TypeError(f"Server() got an unexpected keyword argument {key!r}")
@@ -290,6 +410,7 @@ class Server:
         self.byteorder = byteorder
         self.config = config
         self.session_limit = session_limit
+        self.backend = backend
         self.encoding = "json"
         self.engine_options = dict(engine_options)
         self._cfg_parser = cfg_parser
@@ -310,7 +431,7 @@ class Server:
         with open(self.config) as file:
             parser.read_file(file)
         self.parser = parser
-        for key in _ORIGINAL_KEYS + ENGINE_OPTIONS:
+        for key in _ORIGINAL_KEYS + ENGINE_OPTIONS + ("backend",):
             value = parser.get("AsyncAPY", key, fallback=None)
             if value is None or value == "":
                 continue
@@ -320,6 +441,7 @@ class Server:
                 self.engine_options[key] = value
             else:
                 setattr(self, key, value)
+        _check_backend(self.backend)
 
     # -- handlers ---------------------------------------------------------
 
@@ -351,10 +473,35 @@ class Server:
         """Runs ``sync_fn(*args)`` in a worker thread (``trio.to_thread.run_sync``).
 
         ``cancellable`` is trio's ``abandon_on_cancel``: when true, a
-        cancelled (timed-out) handler does not wait for the thread."""
-        return await trio.to_thread.run_sync(
-            sync_fn, *args, abandon_on_cancel=cancellable, limiter=limiter
-        )
+        cancelled (timed-out) handler does not wait for the thread.
+
+        Under the asyncio backend the thread is the loop's default executor's;
+        ``limiter`` is then an ``asyncio.Semaphore`` (or None), and a handler
+        cancelled while the thread runs waits for it unless ``cancellable``."""
+        if self.backend != "asyncio":
+            return await trio.to_thread.run_sync(
+                sync_fn, *args, abandon_on_cancel=cancellable, limiter=limiter
+            )
+        if limiter is not None:
+            async with limiter:
+                return await self._in_thread(sync_fn, args, cancellable)
+        return await self._in_thread(sync_fn, args, cancellable)
+
+    @staticmethod
+    async def _in_thread(sync_fn, args, cancellable):
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, functools.partial(sync_fn, *args))
+        if cancellable:
+            return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # As trio without abandon_on_cancel: the cancellation waits for the thread.
+            try:
+                await future
+            except Exception:
+                pass
+            raise
 
     # -- serving ----------------------------------------------------------
 
@@ -414,13 +561,18 @@ class Server:
     def start(self):
         """Serves until Ctrl-C or SIGTERM (blocking): runs :meth:`setup`,
         serves, drains in-flight packets like the Rust server, then runs
-        :meth:`shutdown`."""
+        :meth:`shutdown`, on the server's ``backend``."""
         try:
-            trio.run(self._serve_forever)
-        except KeyboardInterrupt:  # pragma: no cover - signals are handled in trio
+            if self.backend == "asyncio":
+                asyncio.run(self._serve_forever_asyncio())
+            else:
+                trio.run(self._serve_forever)
+        except KeyboardInterrupt:  # pragma: no cover - signals are handled in the loop
             pass
 
-    async def _serve_forever(self):
+    async def _open(self):
+        """Configures logging, runs :meth:`setup`, then builds and starts the
+        engine (exits on a bad configuration or an address in use)."""
         logging.basicConfig(
             datefmt=self.datefmt, format=self.console_format, level=self.logging_level
         )
@@ -440,6 +592,18 @@ class Server:
             log.error(f"{{API main}} Could not bind: {error}")
             sys.exit("PORT_UNAVAILABLE")
         self._engine = engine
+        return engine
+
+    async def _close(self):
+        """Runs :meth:`shutdown` once the engine stopped."""
+        log.info("{API main} Server stopped, running shutdown function...")
+        result = self.shutdown()
+        if inspect.isawaitable(result):
+            await result
+        self._engine = None
+
+    async def _serve_forever(self):
+        engine = await self._open()
         flusher = _Flusher(engine)
         trio.lowlevel.add_instrument(flusher)
         try:
@@ -455,11 +619,34 @@ class Server:
         finally:
             trio.lowlevel.remove_instrument(flusher)
             engine.flush()
-        log.info("{API main} Server stopped, running shutdown function...")
-        result = self.shutdown()
-        if inspect.isawaitable(result):
-            await result
-        self._engine = None
+        await self._close()
+
+    async def _serve_forever_asyncio(self):
+        engine = await self._open()
+        loop = asyncio.get_running_loop()
+        signals = {
+            signal.SIGINT: "{API main} Ctrl + C detected, exiting",
+            signal.SIGTERM: "{API main} SIGTERM received, exiting",
+        }
+        for signum, message in signals.items():
+            loop.add_signal_handler(signum, self._on_signal, engine, message)
+        runner = _AsyncioRunner(self, engine, loop)
+        try:
+            host, port = self.bound_address
+            log.info(f"{{API main}} Now serving at {host}:{port}")
+            runner.start()
+            await runner.stopped.wait()
+        finally:
+            runner.close()
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+            engine.flush()
+        await self._close()
+
+    @staticmethod
+    def _on_signal(engine, message):
+        log.info(message)
+        engine.shutdown()
 
     async def _watch_signals(self, engine, task_status=trio.TASK_STATUS_IGNORED):
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

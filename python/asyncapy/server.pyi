@@ -8,6 +8,7 @@ _H = TypeVar("_H", bound=Callable[[Client, Packet], Awaitable[Any]])
 _T = TypeVar("_T")
 
 ENGINE_OPTIONS: Tuple[str, ...]
+BACKENDS: Tuple[str, ...]
 
 class Server:
     addr: str
@@ -21,6 +22,7 @@ class Server:
     byteorder: str
     config: Optional[str]
     session_limit: int
+    backend: str
     encoding: str
     engine_options: Dict[str, Any]
     bound_address: Optional[Tuple[str, int]]
@@ -38,6 +40,8 @@ class Server:
         config: Optional[str] = ...,
         cfg_parser: Optional[configparser.ConfigParser] = ...,
         session_limit: int = ...,
+        *,
+        backend: str = ...,
         **engine_options: Any,
     ) -> None: ...
     def load_config(self) -> None: ...

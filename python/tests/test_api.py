@@ -76,6 +76,19 @@ def test_config_file(tmp_path):
     assert s.engine_options["max_outbox"] == 99
 
 
+def test_backend_choice(tmp_path):
+    assert Server().backend == "trio"
+    assert Server(backend="asyncio").backend == "asyncio"
+    with pytest.raises(ValueError, match="backend must be"):
+        Server(backend="curio")
+    ini = tmp_path / "config.ini"
+    ini.write_text("[AsyncAPY]\nbackend = asyncio\n")
+    assert Server(config=str(ini)).backend == "asyncio"
+    ini.write_text("[AsyncAPY]\nbackend = twisted\n")
+    with pytest.raises(ValueError, match="backend must be"):
+        Server(config=str(ini))
+
+
 def test_api_key_factory():
     f = APIKeyFactory(size=16)
     key = f.issue({"u": 1})

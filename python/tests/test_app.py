@@ -1,4 +1,5 @@
-"""An application using state, push, trio, run_sync_task, timeouts, failures and filters."""
+"""An application using state, push, sleeps, run_sync_task, timeouts, failures and
+filters, under trio (plain and async hooks) and under the asyncio backend."""
 
 import socket
 import time
@@ -8,7 +9,7 @@ import pytest
 from conftest import frame
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async", "asyncio"])
 def app(request, serve):
     return serve("app.py", 2, 4096, request.param)
 

@@ -3,9 +3,12 @@
 import signal
 import time
 
+import pytest
 
-def test_sigterm_drains_in_flight_packets(serve, conn):
-    server = serve("app.py", 10)
+
+@pytest.mark.parametrize("mode", ["sync", "asyncio"])
+def test_sigterm_drains_in_flight_packets(serve, conn, mode):
+    server = serve("app.py", 10, 4096, mode)
     busy = conn(server.port)
     busy.send({"op": "sleep", "s": 1.0})
     assert busy.recv() == {"before": True}
@@ -18,8 +21,9 @@ def test_sigterm_drains_in_flight_packets(serve, conn):
     assert "SIGTERM received" in server.output
 
 
-def test_sigint_with_nothing_in_flight(serve):
-    server = serve("app.py", 10)
+@pytest.mark.parametrize("mode", ["sync", "asyncio"])
+def test_sigint_with_nothing_in_flight(serve, mode):
+    server = serve("app.py", 10, 4096, mode)
     t0 = time.monotonic()
     assert server.stop() == 0
     assert time.monotonic() - t0 < 5

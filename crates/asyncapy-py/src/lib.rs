@@ -146,6 +146,9 @@ struct Shared {
     outgoing: Mutex<Vec<Out>>,
     /// Wakes the task that applies `outgoing`.
     flush: tokio::sync::Notify,
+    /// Whether each hand-back wakes that task at once (`Engine::set_autoflush`):
+    /// off under trio, whose instrument flushes once per scheduling batch.
+    autoflush: AtomicBool,
     queue: Mutex<VecDeque<Event>>,
     logs: AtomicU64,
     /// True when the trio side may be asleep: the next push writes a wake byte.
@@ -169,6 +172,7 @@ impl Shared {
         Ok(Shared {
             outgoing: Mutex::new(Vec::new()),
             flush: tokio::sync::Notify::new(),
+            autoflush: AtomicBool::new(false),
             queue: Mutex::new(VecDeque::new()),
             logs: AtomicU64::new(0),
             armed: AtomicBool::new(true),
@@ -246,6 +250,9 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(out);
+        if self.autoflush.load(Ordering::Relaxed) {
+            self.flush.notify_one();
+        }
     }
 
     /// Applies what the trio thread handed back, in order, on a tokio task:
@@ -628,6 +635,15 @@ impl Engine {
         if pending {
             self.shared.flush.notify_one();
         }
+    }
+
+    /// Whether every send and outcome handed back wakes the engine at once
+    /// (true), or waits for the next `flush` (false, the default: the trio
+    /// backend flushes once per scheduling batch). The asyncio backend turns
+    /// it off while it runs a batch of jobs, and on for what its tasks do
+    /// later, since asyncio has no hook before it waits for I/O.
+    fn set_autoflush(&self, on: bool) {
+        self.shared.autoflush.store(on, Ordering::Relaxed);
     }
 
     /// Starts a graceful shutdown: stop accepting, let in-flight packets

@@ -1,6 +1,9 @@
-"""A test application: subclass state, push, trio sleeps, run_sync_task,
-timeouts, failures, filters. Run as `python app.py [timeout] [max_packet_size]`."""
+"""A test application: subclass state, push, sleeps, run_sync_task,
+timeouts, failures, filters. Run as `python app.py [timeout]
+[max_packet_size] [sync|async|asyncio]`: plain or async setup()/shutdown()
+under trio, or async ones under the asyncio backend."""
 
+import asyncio
 import sys
 import time
 
@@ -12,7 +15,10 @@ from asyncapy.util import APIKeyFactory
 
 TIMEOUT = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 MAX = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
-ASYNC_HOOKS = len(sys.argv) > 3 and sys.argv[3] == "async"
+MODE = sys.argv[3] if len(sys.argv) > 3 else "sync"
+ASYNC_HOOKS = MODE in ("async", "asyncio")
+BACKEND = "asyncio" if MODE == "asyncio" else "trio"
+sleep = asyncio.sleep if BACKEND == "asyncio" else trio.sleep
 
 
 class Exploding(Filter):
@@ -52,19 +58,19 @@ class App(Server):
 
 class AsyncApp(App):
     async def setup(self):
-        await trio.sleep(0)
+        await sleep(0)
         App.setup(self)
         print("SETUP", "async", flush=True)
 
     async def shutdown(self):
-        await trio.sleep(0)
+        await sleep(0)
         App.shutdown(self)
 
 
 KEYS = APIKeyFactory()
 
 server = (AsyncApp if ASYNC_HOOKS else App)(
-    addr="127.0.0.1", port=0, timeout=TIMEOUT, max_packet_size=MAX
+    addr="127.0.0.1", port=0, timeout=TIMEOUT, max_packet_size=MAX, backend=BACKEND
 )
 server.ip_filter = Filters.Ip([])
 
@@ -129,7 +135,7 @@ async def main(client, packet):
         packet.stop_propagation()
     elif op == "sleep":
         await client.send({"before": True})
-        await trio.sleep(float(packet["s"]))
+        await sleep(float(packet["s"]))
         await client.send({"after": True})
         packet.stop_propagation()
     elif op == "sync":
@@ -138,7 +144,7 @@ async def main(client, packet):
         packet.stop_propagation()
     elif op == "slow":
         try:
-            await trio.sleep(60)
+            await sleep(60)
         finally:
             app.cancelled.append(packet["tag"])
     elif op == "cancelled":
@@ -147,10 +153,10 @@ async def main(client, packet):
     elif op == "fail":
         raise ValueError("boom")
     elif op == "fail_later":
-        await trio.sleep(0)
+        await sleep(0)
         raise ValueError("late boom")
     elif op == "stop_later":
-        await trio.sleep(0)
+        await sleep(0)
         await client.send({"stopping": True})
         packet.stop_propagation()
     elif op == "block":
