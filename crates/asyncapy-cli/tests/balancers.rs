@@ -275,6 +275,26 @@ fn session_within(port: u16, within: Duration) -> TcpStream {
     }
 }
 
+/// Two instances with `session_limit = 2` behind the balancer on `port`:
+/// two sessions get in, a third is refused by either instance (round robin:
+/// try both), and a slot freed by closing the first is usable within 2 s.
+/// Returns the sessions held.
+fn session_limit_holds_across_instances(port: u16) -> [TcpStream; 2] {
+    let first = session(port).unwrap();
+    let second = session(port).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            session(port).err().as_deref(),
+            Some("ERR_SESSION_LIMIT_REACHED")
+        );
+    }
+    drop(first);
+    let freed = Instant::now();
+    let third = session_within(port, Duration::from_secs(2));
+    assert!(freed.elapsed() < Duration::from_secs(2));
+    [second, third]
+}
+
 /// The check: two instances behind HAProxy (PROXY v2, round robin)
 /// share one Redis; `session_limit = 2` holds across them, a freed slot is
 /// usable within 2 s, and the metrics show it; the client address is the
@@ -285,19 +305,7 @@ fn haproxy_session_limit_across_instances_metrics_and_health_checks() {
     let mut a = Instance::start(&redis, &["--session-limit", "2"]);
     let b = Instance::start(&redis, &["--session-limit", "2"]);
     let haproxy = Balancer::haproxy(&[&a, &b]);
-    let first = session(haproxy.port).unwrap();
-    let _second = session(haproxy.port).unwrap();
-    // The third, whichever instance it reaches (round robin: try both).
-    for _ in 0..2 {
-        assert_eq!(
-            session(haproxy.port).err().as_deref(),
-            Some("ERR_SESSION_LIMIT_REACHED")
-        );
-    }
-    drop(first);
-    let freed = Instant::now();
-    let _third = session_within(haproxy.port, Duration::from_secs(2));
-    assert!(freed.elapsed() < Duration::from_secs(2));
+    let _held = session_limit_holds_across_instances(haproxy.port);
 
     let requests: f64 = [&a, &b]
         .iter()
@@ -434,16 +442,7 @@ fn nginx_proxy_protocol_v1_and_shared_session_limit() {
     let mut a = Instance::start(&redis, &["--session-limit", "2"]);
     let b = Instance::start(&redis, &["--session-limit", "2"]);
     let nginx = Balancer::nginx(&[&a, &b]);
-    let first = session(nginx.port).unwrap();
-    let _second = session(nginx.port).unwrap();
-    for _ in 0..2 {
-        assert_eq!(
-            session(nginx.port).err().as_deref(),
-            Some("ERR_SESSION_LIMIT_REACHED")
-        );
-    }
-    drop(first);
-    let _third = session_within(nginx.port, Duration::from_secs(2));
+    let _held = session_limit_holds_across_instances(nginx.port);
     let line = a
         .log
         .wait_for("a proxied session", |l| l.contains("New session started"));
