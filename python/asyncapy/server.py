@@ -2,6 +2,7 @@
 
 import asyncio
 import configparser
+import contextvars
 import functools
 import inspect
 import logging
@@ -162,8 +163,8 @@ class _Runner(_Events):
                             continue
                         _, job, index, peer, fields, encoding = event
                         client = from_peer(peer, server)
-                        coro = functions[index](client, from_engine(fields, encoding, client))
                         try:
+                            coro = functions[index](client, from_engine(fields, encoding, client))
                             yielded = coro.send(None)
                         except StopIteration:
                             code = _DONE
@@ -228,7 +229,11 @@ class _AsyncioRunner(_Events):
         self._engine = engine
         self._loop = loop
         self._functions = [handler.function for handler, _ in server._handlers]
+        #: The running jobs: job id -> (task, peer, handler coroutine).
         self._tasks = {}
+        #: Every task not finished yet, cancelled ones included (the loop
+        #: holds tasks weakly), until it ends.
+        self._live = set()
         self._flush_scheduled = False
         self._eager = sys.version_info >= (3, 12)
         self.stopped = asyncio.Event()
@@ -243,14 +248,21 @@ class _AsyncioRunner(_Events):
     def _on_readable(self):
         engine = self._engine
         engine.set_autoflush(False)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-        for event in engine.drain(1024):
-            if event[0] == "job":
-                self._start(event)
-            elif self._other(event):
-                break
+        try:
+            for event in engine.drain(1024):
+                try:
+                    if event[0] == "job":
+                        self._start(event)
+                    elif self._other(event):
+                        break
+                except Exception:  # pragma: no cover - a bug; the batch goes on
+                    log.exception(f"{{API main}} Could not run the engine's event {event[0]!r}")
+        finally:
+            # After the batch's tasks were created: on 3.11 their first steps
+            # run before this callback.
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
 
     def _flush(self):
         self._flush_scheduled = False
@@ -260,7 +272,11 @@ class _AsyncioRunner(_Events):
     def _start(self, event):
         _, job, index, peer, fields, encoding = event
         client = Client._from_peer(peer, self._server)
-        handler = self._functions[index](client, Packet._from_engine(fields, encoding, client))
+        try:
+            handler = self._functions[index](client, Packet._from_engine(fields, encoding, client))
+        except Exception as error:  # not a coroutine function of (client, packet)
+            self._engine.finish(job, _failure_code(peer, error))
+            return
         run = self._run(job, peer, handler)
         if self._eager:
             task = asyncio.Task(run, loop=self._loop, eager_start=True)
@@ -268,17 +284,32 @@ class _AsyncioRunner(_Events):
             task = self._loop.create_task(run)
         if not task.done():
             self._tasks[job] = (task, peer, handler)
+            self._live.add(task)
+            task.add_done_callback(self._live.discard)
 
     async def _run(self, job, peer, handler):
+        code = _FAILED
         try:
             await handler
+            code = _DONE
+        except asyncio.CancelledError:
+            if job in self._tasks:
+                # Not the job's timeout, nor the shutdown: something the
+                # handler awaited was cancelled under it.
+                log.error(f"({peer.session_id}) {{Client handler}} The handler was cancelled")
+            raise
         except Exception as error:
             code = _failure_code(peer, error)
-        else:
-            code = _DONE
         finally:
             self._tasks.pop(job, None)
-        self._engine.finish(job, code)
+            # After a timeout the engine has given up already (finish says so).
+            self._engine.finish(job, code)
+
+    async def wait_tasks(self):
+        """Waits for every task to end (after the shutdown cancelled them),
+        as trio's nursery does before ``shutdown()`` runs."""
+        while self._live:
+            await asyncio.gather(*self._live, return_exceptions=True)
 
     def _cancel(self, job):
         running = self._tasks.pop(job, None)
@@ -475,33 +506,41 @@ class Server:
         ``cancellable`` is trio's ``abandon_on_cancel``: when true, a
         cancelled (timed-out) handler does not wait for the thread.
 
-        Under the asyncio backend the thread is the loop's default executor's;
-        ``limiter`` is then an ``asyncio.Semaphore`` (or None), and a handler
-        cancelled while the thread runs waits for it unless ``cancellable``."""
+        Under the asyncio backend the thread is the loop's default executor's,
+        running in a copy of the handler's context (as ``asyncio.to_thread``);
+        ``limiter`` is then an ``asyncio.Semaphore`` (or None), held until the
+        thread is done; a handler cancelled while the thread runs waits for
+        it unless ``cancellable``, as under trio."""
         if self.backend != "asyncio":
             return await trio.to_thread.run_sync(
                 sync_fn, *args, abandon_on_cancel=cancellable, limiter=limiter
             )
-        if limiter is not None:
-            async with limiter:
-                return await self._in_thread(sync_fn, args, cancellable)
-        return await self._in_thread(sync_fn, args, cancellable)
-
-    @staticmethod
-    async def _in_thread(sync_fn, args, cancellable):
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, functools.partial(sync_fn, *args))
-        if cancellable:
-            return await future
+        if limiter is not None:
+            await limiter.acquire()
+        call = functools.partial(contextvars.copy_context().run, sync_fn, *args)
         try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # As trio without abandon_on_cancel: the cancellation waits for the thread.
-            try:
-                await future
-            except Exception:
-                pass
+            future = loop.run_in_executor(None, call)
+        except BaseException:
+            if limiter is not None:
+                limiter.release()
             raise
+        if limiter is not None:
+            future.add_done_callback(lambda _: limiter.release())
+        if cancellable:
+            # Abandoned on cancel; the executor's future (and the limiter)
+            # stays with the thread.
+            return await asyncio.shield(future)
+        # As trio without abandon_on_cancel: cancellations wait for the thread.
+        cancelled = False
+        while not future.done():
+            try:
+                await asyncio.wait([future])
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError()
+        return future.result()
 
     # -- serving ----------------------------------------------------------
 
@@ -636,6 +675,7 @@ class Server:
             log.info(f"{{API main}} Now serving at {host}:{port}")
             runner.start()
             await runner.stopped.wait()
+            await runner.wait_tasks()
         finally:
             runner.close()
             for signum in signals:

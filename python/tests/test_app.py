@@ -71,6 +71,15 @@ def test_handler_exception(app, conn):
     assert "A fatal unhandled exception occurred -> ValueError: boom" in app.output
 
 
+def test_handler_that_cannot_be_called(app, conn):
+    # A handler without the (client, packet) signature fails its packet only.
+    c = conn(app.port)
+    assert c.request({"op": "badsig"})["error"] == "ERR_HANDLER_FAILED"
+    assert conn(app.port).request({"op": "echo"}) == {"op": "echo"}
+    app.stop()
+    assert "TypeError" in app.output
+
+
 def test_filter_exception_does_not_match(app, conn):
     c = conn(app.port)
     assert c.request({"op": "explode"})["error"] == "ERR_NO_HANDLER"

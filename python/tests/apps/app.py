@@ -102,6 +102,11 @@ async def lookahead(client, packet):
     await client.send({"look": packet["look"]})
 
 
+@server.add_handler(Filters.Fields(op="badsig"))
+async def bad_signature(packet):  # called with (client, packet): a TypeError
+    pass
+
+
 @server.add_handler(Filters.Fields(op="sessions"))
 async def sessions(client, packet):
     mine = client.session
