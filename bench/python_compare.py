@@ -61,8 +61,10 @@ def start(kind, args, port):
     if kind == "original":
         env["PYTHONPATH"] = str(args.original)
         cmd = [args.python, str(ROOT / "bench" / "py_echo_app.py"), str(port)]
-    elif kind == "ours":
+    elif kind in ("ours", "ours-asyncio"):
         env.pop("PYTHONPATH", None)
+        if kind == "ours-asyncio":
+            env["ECHO_BACKEND"] = "asyncio"
         cmd = [args.python, str(ROOT / "bench" / "py_echo_app.py"), str(port)]
     else:
         cmd = [args.asyncapy, "serve", "--port", str(port), "--logging-level", "30"]
@@ -118,7 +120,10 @@ def main():
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--raw", action="store_true", help="print the raw JSON reports too")
-    parser.add_argument("--servers", default="original,ours,serve", help="comma-separated subset")
+    parser.add_argument(
+        "--servers", default="original,ours,serve",
+        help="comma-separated, from original, ours, ours-asyncio, serve",
+    )
     parser.add_argument("--cases", default="0,1,2", help="comma-separated case numbers")
     args = parser.parse_args()
     # The servers run in /tmp: relative paths are taken from here.
@@ -141,7 +146,12 @@ def main():
             if args.raw:
                 print(json.dumps(report), file=sys.stderr)
             ok, rps, p99, per, errors = figures(report, cpu)
-            name = {"original": "AsyncAPY 0.5", "ours": "asyncapy on Rust", "serve": "asyncapy serve (Rust)"}[kind]
+            name = {
+                "original": "AsyncAPY 0.5",
+                "ours": "asyncapy on Rust",
+                "ours-asyncio": "asyncapy on Rust, asyncio backend",
+                "serve": "asyncapy serve (Rust)",
+            }[kind]
             p99s = f"{p99 / 1000:.2f}" if isinstance(p99, (int, float)) else "?"
             print(f"| {title} | {name} | {rps:,.0f} | {p99s} | {per:.1f} | {errors} |", flush=True)
 
