@@ -2,7 +2,8 @@
 
 ``from asyncapy import Server`` and the rest of an AsyncAPY 0.5 application
 work unchanged: the engine (sockets, framing, limits, timeouts, the built-in
-filters) is Rust, the handlers run under trio on one Python thread.
+filters) is Rust, the handlers run under trio (or asyncio: ``Server(backend="asyncio")``)
+on one Python thread.
 """
 
 from .core import Client, Packet, Session, Handler
