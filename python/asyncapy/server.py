@@ -46,6 +46,12 @@ _DONE, _STOP, _FAILED, _PASS, _FAIL = 0, 1, 2, 3, 4
 #: The event loops a server can run its handlers on.
 BACKENDS = ("trio", "asyncio")
 
+#: The signals that stop a server gracefully, and what is logged for each.
+_STOP_SIGNALS = {
+    signal.SIGINT: "{API main} Ctrl + C detected, exiting",
+    signal.SIGTERM: "{API main} SIGTERM received, exiting",
+}
+
 #: Parked handler tasks kept for the next packets.
 _MAX_IDLE_WORKERS = 256
 
@@ -234,7 +240,6 @@ class _AsyncioRunner(_Events):
         #: Every task not finished yet, cancelled ones included (the loop
         #: holds tasks weakly), until it ends.
         self._live = set()
-        self._flush_scheduled = False
         self._eager = sys.version_info >= (3, 12)
         self.stopped = asyncio.Event()
 
@@ -259,13 +264,12 @@ class _AsyncioRunner(_Events):
                     log.exception(f"{{API main}} Could not run the engine's event {event[0]!r}")
         finally:
             # After the batch's tasks were created: on 3.11 their first steps
-            # run before this callback.
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self._loop.call_soon(self._flush)
+            # run before this callback, and it runs before the next batch
+            # (asyncio runs the callbacks already queued before those of the
+            # I/O it polls next).
+            self._loop.call_soon(self._flush)
 
     def _flush(self):
-        self._flush_scheduled = False
         self._engine.flush()
         self._engine.set_autoflush(True)
 
@@ -663,12 +667,8 @@ class Server:
     async def _serve_forever_asyncio(self):
         engine = await self._open()
         loop = asyncio.get_running_loop()
-        signals = {
-            signal.SIGINT: "{API main} Ctrl + C detected, exiting",
-            signal.SIGTERM: "{API main} SIGTERM received, exiting",
-        }
-        for signum, message in signals.items():
-            loop.add_signal_handler(signum, self._on_signal, engine, message)
+        for signum in _STOP_SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, engine, signum)
         runner = _AsyncioRunner(self, engine, loop)
         try:
             host, port = self.bound_address
@@ -678,25 +678,21 @@ class Server:
             await runner.wait_tasks()
         finally:
             runner.close()
-            for signum in signals:
+            for signum in _STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
             engine.flush()
         await self._close()
 
     @staticmethod
-    def _on_signal(engine, message):
-        log.info(message)
+    def _on_signal(engine, signum):
+        log.info(_STOP_SIGNALS[signum])
         engine.shutdown()
 
     async def _watch_signals(self, engine, task_status=trio.TASK_STATUS_IGNORED):
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(*_STOP_SIGNALS) as signals:
             task_status.started()
             async for signum in signals:
-                if signum == signal.SIGINT:
-                    log.info("{API main} Ctrl + C detected, exiting")
-                else:
-                    log.info("{API main} SIGTERM received, exiting")
-                engine.shutdown()
+                self._on_signal(engine, signum)
 
     def _need_flush(self):
         """Kept for callers of 0.5-era internals: flushing is automatic."""

@@ -46,6 +46,10 @@ def test_run_sync_task(app, conn):
     assert conn(app.port).request({"op": "sync", "x": 21}) == {"result": 42}
 
 
+def test_run_sync_task_with_a_limiter_sees_the_handlers_context(app, conn):
+    assert conn(app.port).request({"op": "sync_limited", "tag": "t7"}) == {"seen": "t7"}
+
+
 def test_timeout_cancels_the_trio_task(app, conn):
     c = conn(app.port)
     t0 = time.monotonic()

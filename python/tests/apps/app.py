@@ -4,6 +4,7 @@ timeouts, failures, filters. Run as `python app.py [timeout]
 under trio, or async ones under the asyncio backend."""
 
 import asyncio
+import contextvars
 import sys
 import time
 
@@ -19,6 +20,7 @@ MODE = sys.argv[3] if len(sys.argv) > 3 else "sync"
 ASYNC_HOOKS = MODE in ("async", "asyncio")
 BACKEND = "asyncio" if MODE == "asyncio" else "trio"
 sleep = asyncio.sleep if BACKEND == "asyncio" else trio.sleep
+REQUEST = contextvars.ContextVar("request", default="unset")
 
 
 class Exploding(Filter):
@@ -146,6 +148,13 @@ async def main(client, packet):
     elif op == "sync":
         result = await app.run_sync_task(lambda x: x * 2, packet["x"], cancellable=True)
         await client.send({"result": result})
+        packet.stop_propagation()
+    elif op == "sync_limited":
+        # Not cancellable, behind a limiter, in the handler's context.
+        limiter = asyncio.Semaphore(1) if BACKEND == "asyncio" else trio.CapacityLimiter(1)
+        REQUEST.set(packet["tag"])
+        seen = await app.run_sync_task(REQUEST.get, limiter=limiter)
+        await client.send({"seen": seen})
         packet.stop_propagation()
     elif op == "slow":
         try:
