@@ -184,6 +184,8 @@ class _Runner(_Events):
                 # A handler blocks: it keeps this task; another one drains.
                 job, peer, coro, yielded, rest, start = blocked
                 blocked = None
+                # Its session writes what it sent so far, and sends later.
+                peer.uncork()
                 self._hand_off(rest, start)
                 scopes[job] = (scope, peer)
                 try:
@@ -241,6 +243,9 @@ class _AsyncioRunner(_Events):
         #: holds tasks weakly), until it ends.
         self._live = set()
         self._eager = sys.version_info >= (3, 12)
+        #: Peers of the batch's jobs whose task has not finished (3.11: not
+        #: run yet): at the flush, those still running are uncorked.
+        self._unsettled = []
         self.stopped = asyncio.Event()
 
     def start(self):
@@ -270,6 +275,12 @@ class _AsyncioRunner(_Events):
             self._loop.call_soon(self._flush)
 
     def _flush(self):
+        # A job whose first step did not finish it blocks: its session
+        # writes what it sent so far, and sends later (before the flush).
+        for task, peer in self._unsettled:
+            if not task.done():
+                peer.uncork()
+        self._unsettled.clear()
         self._engine.flush()
         self._engine.set_autoflush(True)
 
@@ -287,6 +298,7 @@ class _AsyncioRunner(_Events):
         else:
             task = self._loop.create_task(run)
         if not task.done():
+            self._unsettled.append((task, peer))
             self._tasks[job] = (task, peer, handler)
             self._live.add(task)
             task.add_done_callback(self._live.discard)

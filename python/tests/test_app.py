@@ -34,6 +34,22 @@ def test_send_is_on_the_wire_before_a_sleep_ends(app, conn):
     assert c.recv() == {"after": True}
 
 
+def test_pipelined_packets_keep_order_and_a_send_before_a_sleep_leaves_at_once(app, conn):
+    # Three packets in one write: the session waits on Python for each in
+    # turn (holding its replies back to write them together), but the
+    # handler that sleeps has what it sent written as soon as it blocks.
+    c = conn(app.port)
+    count, sleep = frame({"op": "count"}), frame({"op": "sleep", "s": 1.0})
+    t0 = time.monotonic()
+    c.sock.sendall(count + sleep + count)
+    first = c.recv()
+    assert c.recv() == {"before": True}
+    assert time.monotonic() - t0 < 0.8
+    assert c.recv() == {"after": True}
+    last = c.recv()
+    assert last["session"] == first["session"] and last["hits"] > first["hits"]
+
+
 def test_push_to_another_session(app, conn):
     idle = conn(app.port)
     idle.request({"op": "count"})  # the session exists

@@ -18,7 +18,7 @@ impl Filter for PythonFilter {
         let packet = packet.clone();
         Check::later(async move {
             let outcome = shared
-                .call(|id| Event::Filter {
+                .call(client, |id, client| Event::Filter {
                     id,
                     filter,
                     client,

@@ -136,6 +136,10 @@ enum Out {
     },
     /// `client.close()`.
     Close(Client),
+    /// A handler blocks (it awaits something slow): its session writes what
+    /// it holds back for the batch (`Client::cork`) at once, and what the
+    /// handler sends from now on.
+    Uncork(Client),
     /// A job's or a filter check's outcome.
     Finish(oneshot::Sender<Outcome>, Outcome),
 }
@@ -285,6 +289,7 @@ impl Shared {
                         Err(_) => {}
                     },
                     Out::Close(client) => client.session().close(),
+                    Out::Uncork(client) => client.uncork(),
                     Out::Finish(tx, outcome) => {
                         let _ = tx.send(outcome);
                     }
@@ -314,14 +319,23 @@ impl Shared {
     /// switches. Written when the worker parks, it wakes the trio thread once
     /// for everything the worker read in its pass, when the worker has nothing
     /// else to do.
-    async fn call(self: &Arc<Shared>, event: impl FnOnce(u64) -> Event) -> Option<Outcome> {
+    ///
+    /// The session is corked while it waits (`Client::cork`): the replies
+    /// of a pipelined batch then leave in one write, not one each. The trio
+    /// thread lifts the cork of a handler that blocks (`Peer::uncork`).
+    async fn call(
+        self: &Arc<Shared>,
+        client: Client,
+        event: impl FnOnce(u64, Client) -> Event,
+    ) -> Option<Outcome> {
+        client.cork();
         let (id, rx) = self.register();
         let mut guard = CancelGuard {
             shared: self.clone(),
             id,
             armed: true,
         };
-        self.push_deferred(event(id));
+        self.push_deferred(event(id, client));
         let outcome = rx.await.ok();
         guard.armed = false;
         outcome
@@ -458,7 +472,7 @@ impl Engine {
             async move {
                 let stop = packet.clone();
                 let outcome = shared
-                    .call(|id| Event::Job {
+                    .call(client, |id, client| Event::Job {
                         id,
                         handler,
                         client,

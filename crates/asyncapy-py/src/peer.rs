@@ -65,6 +65,13 @@ impl Peer {
         Ok(true)
     }
 
+    /// Tells the engine that this session's handler blocks: what the session
+    /// holds back for its batch is written at once (after the sends handed
+    /// over before), and so is what the handler sends later.
+    fn uncork(&self) {
+        self.shared.hand_back(Out::Uncork(self.client.clone()));
+    }
+
     /// Closes the session once what was sent so far is written.
     fn close(&self) {
         self.shared.hand_back(Out::Close(self.client.clone()));

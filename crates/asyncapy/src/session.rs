@@ -59,6 +59,9 @@ const OUTPUT: u8 = 8;
 /// The session task is processing a batch of input without waiting: it
 /// writes the outbox when the batch is done, so sends need not wake it.
 const BUSY: u8 = 16;
+/// The running handler asked the session to hold its output back while it
+/// waits ([`Client::cork`]).
+const CORKED: u8 = 32;
 
 /// A signal raised on a session from outside its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +188,43 @@ impl SessionState {
 
     pub(crate) fn close(&self) {
         self.raise(CLOSING);
+    }
+
+    /// Whether the running handler holds the session's output back.
+    pub(crate) fn is_corked(&self) -> bool {
+        self.signals.load(Ordering::SeqCst) & CORKED != 0
+    }
+
+    fn cork(&self) {
+        self.signals.fetch_or(CORKED, Ordering::SeqCst);
+    }
+
+    /// Lifts the cork, waking the session task if it was set.
+    pub(crate) fn uncork(&self) {
+        if self.signals.fetch_and(!CORKED, Ordering::SeqCst) & CORKED != 0 {
+            self.waker.wake();
+        }
+    }
+
+    /// Ready once the cork is lifted, registering the task to be woken when it is.
+    pub(crate) fn poll_uncorked(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.is_corked() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// Marks the outbox as holding frames to write, so that the next
+    /// [`SessionState::poll_output`] is ready (after a cork is lifted).
+    pub(crate) fn output_pending(&self) {
+        self.signals.fetch_or(OUTPUT, Ordering::SeqCst);
+    }
+
+    /// How many bytes the outbox holds.
+    pub(crate) fn outbox_len(&self) -> usize {
+        self.outbox().len()
     }
 
     /// Told by the server's [`Shutdown`](crate::server::Shutdown): the drain began.
@@ -387,7 +427,8 @@ impl Client {
     /// The packet is on its way at once, in order with every other packet of
     /// the session: the session writes it while the handler goes on (replies
     /// of handlers that return without waiting leave together, in one write
-    /// per batch of input). It works from any task or thread, on any session
+    /// per batch of input; so do those sent while a handler that
+    /// [corked](Client::cork) the session waits). It works from any task or thread, on any session
     /// (another session's [`Session::client`] included).
     ///
     /// When the session's outbox is full ([`Config::max_outbox`](crate::Config::max_outbox)),
@@ -441,6 +482,45 @@ impl Client {
     /// Whether the session is closed or closing.
     pub fn is_closed(&self) -> bool {
         self.state.is_closing()
+    }
+
+    /// Asks the session to hold back what is sent while the calling handler
+    /// waits, and to write it with the rest of its batch of input instead of
+    /// at once (unless the cork is lifted first, or it grows past 64 KiB).
+    ///
+    /// For a handler that hands its work to another thread which answers
+    /// many sessions in bulk (the Python package's handlers run so): without
+    /// the cork, a pipelined session writes each reply alone, one system
+    /// call per packet, while it waits for the next packet's answer; with
+    /// it, the whole batch's replies leave in one write. Order is kept
+    /// either way.
+    ///
+    /// The cork lasts until the handler finishes (the packet's dispatch ends)
+    /// or [`Client::uncork`] is called, which a handler should do once it
+    /// waits for something slow: what it sent before is then written at once,
+    /// and so is what it sends afterwards.
+    ///
+    /// ```
+    /// # async fn handler(client: asyncapy::Client, packet: asyncapy::Packet) -> Result<(), asyncapy::SendError> {
+    /// let (tx, rx) = tokio::sync::oneshot::channel();
+    /// client.cork();
+    /// // Another thread answers quickly, with many other packets.
+    /// std::thread::spawn(move || { let _ = tx.send(packet); });
+    /// if let Ok(reply) = rx.await {
+    ///     client.send(&reply).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cork(&self) {
+        self.state.cork();
+    }
+
+    /// Lifts [`Client::cork`]: what was held back is written at once, and so
+    /// is what is sent from now on. From any thread; nothing happens when
+    /// the session is not corked.
+    pub fn uncork(&self) {
+        self.state.uncork();
     }
 
     /// Every live session of this client's IP address, this one included.

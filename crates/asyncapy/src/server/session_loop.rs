@@ -18,7 +18,10 @@
 //! waits (for input, or for a handler that awaits something), and the session
 //! writes while the handler goes on. Only while the session is processing a
 //! batch of input without waiting do sends skip the wake-up: their frames leave
-//! together when the batch is done, in one write.
+//! together when the batch is done, in one write. A handler that waits for a
+//! quick answer from elsewhere may cork the session ([`Client::cork`]): what is
+//! sent meanwhile then waits for the batch too (up to 64 KiB, or until the cork
+//! is lifted), so that a pipelined batch's replies still leave in one write.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -52,6 +55,11 @@ const KEEP_BUFFER_UP_TO: usize = 128 * 1024;
 /// several reads): 64 KiB and room for a head, so that a 64 KiB payload
 /// arrives in one read, not two.
 const MAX_READ_SIZE: usize = 65 * 1024;
+
+/// Output held back by a corked handler ([`Client::cork`]) is written anyway
+/// once the outbox holds this much: a batch of large replies gains nothing
+/// from waiting, and the outbox has a limit.
+const CORK_LIMIT: usize = 64 * 1024;
 
 /// At most this long, and this many bytes, are read and discarded after the
 /// server's last reply before it drops a connection (so that the reply is not
@@ -421,6 +429,7 @@ impl<T: Transport> SessionLoop<T> {
     ) -> Result<(Option<(Outcome, Option<usize>)>, bool), End> {
         let mut dispatch = pin!(ctx.dispatcher.run_routed(client, packet, &ctx.state));
         if let Poll::Ready(outcome) = futures_util::poll!(dispatch.as_mut()) {
+            self.state.uncork();
             return Ok((Some(outcome), false));
         }
         self.deadline
@@ -428,13 +437,27 @@ impl<T: Transport> SessionLoop<T> {
             .reset(Instant::now() + ctx.config.timeout);
         self.state.end_batch();
         let state = &self.state;
+        // A corked handler (`Client::cork`) waits for a quick answer: what is
+        // sent meanwhile stays queued, to leave with the batch, unless the
+        // cork is lifted or the queue grows past CORK_LIMIT.
+        let mut corked = state.is_corked();
         let outcome = loop {
             tokio::select! {
                 biased;
                 outcome = &mut dispatch => break Some(outcome),
                 () = poll_fn(|cx| state.poll_abort(cx)) => return Err(End::Aborted),
                 () = &mut self.deadline => break None,
-                written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since, metrics) => {
+                () = poll_fn(|cx| state.poll_uncorked(cx)), if corked => {
+                    corked = false;
+                    state.output_pending();
+                }
+                () = poll_fn(|cx| state.poll_output(cx)), if corked => {
+                    if state.outbox_len() >= CORK_LIMIT {
+                        corked = false;
+                        state.output_pending();
+                    }
+                }
+                written = write_some(&mut self.stream, &mut self.wbuf, state, &mut self.stalled_since, metrics), if !corked => {
                     if let Err(e) = written {
                         debug!("Write failed: {e}");
                         return Err(End::Broken);
@@ -442,6 +465,7 @@ impl<T: Transport> SessionLoop<T> {
                 }
             }
         };
+        self.state.uncork();
         self.state.begin_batch();
         Ok((outcome, true))
     }
@@ -607,11 +631,28 @@ mod tests {
     /// A session's connection to an echo server with `buf` as its first read
     /// size, and the client end.
     async fn echo_connection(buf: usize) -> (SessionLoop<TcpStream>, TcpStream) {
+        connection(
+            buf,
+            |c: Client, p: Packet| async move { c.send(&p).await },
+            |s| s,
+        )
+        .await
+    }
+
+    /// A session's connection to a server whose one handler is `handler`,
+    /// over the transport `wrap` makes of the accepted socket, and the
+    /// client end.
+    async fn connection<H, T>(
+        buf: usize,
+        handler: H,
+        wrap: impl FnOnce(TcpStream) -> T,
+    ) -> (SessionLoop<T>, TcpStream)
+    where
+        H: crate::Handler<(Client, Packet)>,
+        T: Transport,
+    {
         let mut dispatcher = Dispatcher::default();
-        dispatcher.add(
-            "echo".to_owned(),
-            crate::dispatch::erase(|c: Client, p: Packet| async move { c.send(&p).await }),
-        );
+        dispatcher.add("handler".to_owned(), crate::dispatch::erase(handler));
         dispatcher.freeze();
         let registry = Arc::new(Registry::new(0));
         let shutdown = Arc::new(crate::server::Shutdown::new(registry.clone()));
@@ -632,8 +673,199 @@ mod tests {
         let state = Arc::new(SessionState::new(peer, ctx.codec, registry.clone()));
         let registered = shutdown.register(state.clone()).ok().unwrap();
         let permit = ctx.permits.clone().try_acquire_owned().unwrap();
-        let connection = SessionLoop::new(ctx, state, stream, registered, BytesMut::new(), permit);
+        let connection = SessionLoop::new(
+            ctx,
+            state,
+            wrap(stream),
+            registered,
+            BytesMut::new(),
+            permit,
+        );
         (connection, client)
+    }
+
+    /// A TCP stream that counts its writes.
+    struct Counting {
+        inner: TcpStream,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Counting {
+        fn count(&self, written: &Poll<io::Result<usize>>) {
+            if let Poll::Ready(Ok(_)) = written {
+                self.writes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    impl tokio::io::AsyncRead for Counting {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Counting {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+            self.count(&written);
+            written
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+            self.count(&written);
+            written
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.inner.is_write_vectored()
+        }
+
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    impl Transport for Counting {
+        fn poll_first_byte(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<bool>> {
+            self.inner.poll_first_byte(cx)
+        }
+    }
+
+    /// Serves `packets` pipelined packets in one batch to an echo handler
+    /// that waits for another task's answer (corking the session first if
+    /// `cork`); returns how many writes the replies took.
+    async fn writes_for_a_pipelined_batch(cork: bool, packets: usize) -> usize {
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = writes.clone();
+        let handler = move |c: Client, p: Packet| async move {
+            if cork {
+                c.cork();
+            }
+            // Answered by another task, which (on one thread) runs only once
+            // the session task waits.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                let _ = tx.send(());
+            });
+            let _ = rx.await;
+            c.send(&p).await
+        };
+        let (mut connection, mut client) = connection(1024, handler, move |inner| Counting {
+            inner,
+            writes: counter,
+        })
+        .await;
+        let one = frame(16);
+        let mut batch = BytesMut::new();
+        for _ in 0..packets {
+            batch.extend_from_slice(&one);
+        }
+        client.write_all(&batch).await.unwrap();
+        read_all(&mut connection, &batch).await;
+        assert_eq!(connection.process().await, None, "the session goes on");
+        let mut replies = vec![0u8; batch.len()];
+        client.read_exact(&mut replies).await.unwrap();
+        assert_eq!(replies, batch[..], "every packet is echoed, in order");
+        writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_corked_handler_s_pipelined_replies_leave_in_one_write() {
+        assert_eq!(writes_for_a_pipelined_batch(true, 16).await, 1);
+        // Without the cork, a reply is written while the next packet waits.
+        assert_eq!(writes_for_a_pipelined_batch(false, 16).await, 16);
+    }
+
+    /// A connection whose handler sends `first`, corks the session, hands
+    /// its client over `handed` and waits for `gate` before it returns.
+    async fn corked_and_waiting(
+        first: usize,
+    ) -> (
+        tokio::task::JoinHandle<Option<End>>,
+        TcpStream,
+        Client,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (handed_tx, handed_rx) = tokio::sync::oneshot::channel::<Client>();
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+        let handed = std::sync::Mutex::new(Some((handed_tx, gate_rx)));
+        let handed = Arc::new(handed);
+        let handler = move |c: Client, _p: Packet| {
+            let handed = handed.lock().unwrap().take();
+            async move {
+                let (handed_tx, gate_rx) = handed.expect("one packet");
+                c.send(&Map::from_iter([("first", Value::from("f".repeat(first)))]))
+                    .await?;
+                c.cork();
+                let _ = handed_tx.send(c.clone());
+                let _ = gate_rx.await;
+                Ok::<(), crate::SendError>(())
+            }
+        };
+        let (mut connection, mut client) = connection(1024, handler, |s| s).await;
+        let one = frame(16);
+        client.write_all(&one).await.unwrap();
+        read_all(&mut connection, &one).await;
+        let processing = tokio::spawn(async move { connection.process().await });
+        let handle = handed_rx.await.unwrap();
+        (processing, client, handle, gate_tx)
+    }
+
+    /// Reads one frame's bytes from `client` (the payload's length: 4-byte
+    /// big-endian head).
+    async fn read_frame(client: &mut TcpStream) -> Vec<u8> {
+        let mut head = [0u8; 4];
+        client.read_exact(&mut head).await.unwrap();
+        let mut rest = vec![0u8; u32::from_be_bytes(head) as usize];
+        client.read_exact(&mut rest).await.unwrap();
+        rest
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uncork_writes_what_a_waiting_handler_sent_at_once() {
+        let (processing, mut client, handle, gate) = corked_and_waiting(10).await;
+        handle.uncork();
+        // The handler still waits: the reply comes from the lifted cork.
+        let reply = read_frame(&mut client).await;
+        assert_eq!(reply[2..], br#"{"first": "ffffffffff"}"#[..]);
+        assert!(!processing.is_finished());
+        gate.send(()).unwrap();
+        assert_eq!(processing.await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cork_holds_back_no_more_than_64_kib() {
+        let (processing, mut client, _handle, gate) = corked_and_waiting(CORK_LIMIT).await;
+        // Never uncorked: the reply is over the limit, so it is written anyway.
+        let reply = read_frame(&mut client).await;
+        assert!(reply.len() > CORK_LIMIT);
+        assert!(!processing.is_finished());
+        gate.send(()).unwrap();
+        assert_eq!(processing.await.unwrap(), None);
     }
 
     fn frame(payload_bytes: usize) -> BytesMut {
@@ -647,7 +879,7 @@ mod tests {
 
     /// Reads `frame`'s bytes as the session loop does, one wait at a time,
     /// checking how the room given to reads grows; returns the largest.
-    async fn read_all(connection: &mut SessionLoop<TcpStream>, frame: &[u8]) -> usize {
+    async fn read_all<T: Transport>(connection: &mut SessionLoop<T>, frame: &[u8]) -> usize {
         let mut largest = connection.read_size;
         let first_room = (connection.rbuf.capacity() == 0).then_some(connection.read_size);
         while connection.rbuf.len() < frame.len() {
