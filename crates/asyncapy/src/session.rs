@@ -206,6 +206,14 @@ impl SessionState {
         }
     }
 
+    /// Lifts the cork once the packet's dispatch is over (a plain load
+    /// when, as for most handlers, there is none).
+    pub(crate) fn clear_cork(&self) {
+        if self.is_corked() {
+            self.signals.fetch_and(!CORKED, Ordering::SeqCst);
+        }
+    }
+
     /// Ready once the cork is lifted, registering the task to be woken when it is.
     pub(crate) fn poll_uncorked(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.waker.register(cx.waker());

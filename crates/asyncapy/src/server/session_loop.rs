@@ -429,7 +429,7 @@ impl<T: Transport> SessionLoop<T> {
     ) -> Result<(Option<(Outcome, Option<usize>)>, bool), End> {
         let mut dispatch = pin!(ctx.dispatcher.run_routed(client, packet, &ctx.state));
         if let Poll::Ready(outcome) = futures_util::poll!(dispatch.as_mut()) {
-            self.state.uncork();
+            self.state.clear_cork();
             return Ok((Some(outcome), false));
         }
         self.deadline
@@ -465,7 +465,7 @@ impl<T: Transport> SessionLoop<T> {
                 }
             }
         };
-        self.state.uncork();
+        self.state.clear_cork();
         self.state.begin_batch();
         Ok((outcome, true))
     }
