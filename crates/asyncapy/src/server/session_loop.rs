@@ -466,6 +466,11 @@ impl<T: Transport> SessionLoop<T> {
             }
         };
         self.state.clear_cork();
+        if corked {
+            // What the cork held is still to be written: a later handler that
+            // waits without a cork writes it then (the mark was taken above).
+            self.state.output_pending();
+        }
         self.state.begin_batch();
         Ok((outcome, true))
     }
@@ -854,6 +859,53 @@ mod tests {
         assert_eq!(reply[2..], br#"{"first": "ffffffffff"}"#[..]);
         assert!(!processing.is_finished());
         gate.send(()).unwrap();
+        assert_eq!(processing.await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn what_a_cork_held_is_written_while_a_later_handler_waits_uncorked() {
+        // Packet 1 corks, sends and waits for another task; packet 2 does not
+        // cork, and waits for the test, which reads packet 1's reply first.
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(Some(gate_rx)));
+        let handler = move |c: Client, p: Packet| {
+            let gate = gate.clone();
+            async move {
+                if p.map().get("blob").is_some() {
+                    c.cork();
+                    c.send(&p).await?;
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    tokio::spawn(async move {
+                        let _ = tx.send(());
+                    });
+                    let _ = rx.await;
+                } else {
+                    let gate = gate.lock().unwrap().take();
+                    if let Some(gate) = gate {
+                        let _ = gate.await;
+                    }
+                }
+                Ok::<(), crate::SendError>(())
+            }
+        };
+        let (mut connection, mut client) = connection(1024, handler, |s| s).await;
+        let mut batch = frame(16);
+        FrameCodec::default()
+            .write_frame(
+                Encoding::Json,
+                &Map::from_iter([("wait", Value::from(true))]),
+                &mut batch,
+            )
+            .unwrap();
+        client.write_all(&batch).await.unwrap();
+        read_all(&mut connection, &batch).await;
+        let processing = tokio::spawn(async move { connection.process().await });
+        let reply = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut client))
+            .await
+            .expect("the held reply is written while packet 2 waits");
+        assert_eq!(reply.len(), frame(16).len() - 4);
+        assert!(!processing.is_finished());
+        gate_tx.send(()).unwrap();
         assert_eq!(processing.await.unwrap(), None);
     }
 
