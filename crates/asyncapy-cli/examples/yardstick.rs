@@ -14,16 +14,21 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Poll};
 use std::time::Duration;
 
 use asyncaproto::{ByteOrder, FrameCodec, FrameConfig};
 use bytes::{Buf as _, BytesMut};
 use clap::Parser;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead as _, AsyncReadExt as _, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The size of one read.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The most the first read of a connection takes (on the stack).
+const FIRST_READ: usize = 8 * 1024;
 
 /// Below this much free room, the read buffer is topped up to [`READ_CHUNK`].
 const MIN_READ_ROOM: usize = 8 * 1024;
@@ -92,23 +97,34 @@ async fn serve(addr: SocketAddr, codec: FrameCodec) -> anyhow::Result<()> {
 async fn echo(mut stream: TcpStream, codec: FrameCodec) {
     let _ = stream.set_nodelay(true);
     // No buffers until there is something to read: an idle connection costs
-    // only its socket and this task. (`readable()` would not do: tokio takes a
-    // freshly accepted stream to be ready, so it answers at once; a one-byte
-    // peek really waits for data, or for the peer to close.)
-    let mut probe = [0u8; 1];
-    match stream.peek(&mut probe).await {
-        Ok(0) | Err(_) => return,
-        Ok(_) => {}
+    // only its socket and this task. The first read lands on the stack of a
+    // poll (not in the task) and is copied. (`readable()` would not do: tokio
+    // takes a freshly accepted stream to be ready, so it answers at once;
+    // only a read really waits.)
+    let mut read_buf = BytesMut::new();
+    let first = std::future::poll_fn(|cx| {
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
+        let mut first = ReadBuf::uninit(&mut stack);
+        ready!(Pin::new(&mut stream).poll_read(cx, &mut first))?;
+        read_buf = BytesMut::with_capacity(READ_CHUNK);
+        read_buf.extend_from_slice(first.filled());
+        Poll::Ready(std::io::Result::Ok(first.filled().len()))
+    })
+    .await;
+    if !matches!(first, Ok(n) if n > 0) {
+        return;
     }
-    let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut have_input = true;
     let mut write_buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         if read_buf.capacity() - read_buf.len() < MIN_READ_ROOM {
             read_buf.reserve(READ_CHUNK);
         }
-        match stream.read_buf(&mut read_buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        if !std::mem::take(&mut have_input) {
+            match stream.read_buf(&mut read_buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
         }
         let mut complete = 0;
         loop {

@@ -754,11 +754,7 @@ mod tests {
         }
     }
 
-    impl Transport for Counting {
-        fn poll_first_byte(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<bool>> {
-            self.inner.poll_first_byte(cx)
-        }
-    }
+    impl Transport for Counting {}
 
     /// Serves `packets` pipelined packets in one batch to an echo handler
     /// that waits for another task's answer (corking the session first if

@@ -1,8 +1,9 @@
 //! What a session runs over: plain TCP, or TLS over TCP. The session loop only
-//! needs a byte stream, plus a way to wait for the first byte without reading
-//! it, so that an idle session holds no read buffer.
+//! needs a byte stream; [`poll_read_more`] makes the first read of an idle
+//! session land on the stack, so that an idle session holds no read buffer.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -11,40 +12,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A connection's byte stream.
-pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Ready once a byte can be read, without reading it: `Ok(true)` when data
-    /// is waiting, `Ok(false)` at the end of the stream.
-    fn poll_first_byte(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>>;
-}
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
-impl Transport for TcpStream {
-    fn poll_first_byte(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        // Peek: tokio reports a fresh socket readable before any byte
-        // arrives, and an idle session must not hold a buffer.
-        let mut one = [0u8; 1];
-        let mut peeked = ReadBuf::new(&mut one);
-        ready!(self.poll_peek(cx, &mut peeked))?;
-        Poll::Ready(Ok(!peeked.filled().is_empty()))
-    }
-}
+impl Transport for TcpStream {}
 
-/// TLS over TCP: ready at once when rustls holds decrypted bytes (or the
-/// peer's close_notify); otherwise, like plain TCP, when the socket has a byte
-/// to read (a TLS record, perhaps only part of one: the read then waits for
-/// the rest with the buffer allocated).
 #[cfg(feature = "tls")]
-impl Transport for TlsStream {
-    fn poll_first_byte(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        let (tcp, tls) = self.get_ref();
-        if !tls.wants_read() {
-            return Poll::Ready(Ok(true));
-        }
-        let mut one = [0u8; 1];
-        let mut peeked = ReadBuf::new(&mut one);
-        ready!(tcp.poll_peek(cx, &mut peeked))?;
-        Poll::Ready(Ok(!peeked.filled().is_empty()))
-    }
-}
+impl Transport for TlsStream {}
 
 /// A server-side TLS stream.
 #[cfg(feature = "tls")]
@@ -88,27 +61,98 @@ mod no_tls {
         }
     }
 
-    impl Transport for TlsStream {
-        fn poll_first_byte(&mut self, _: &mut Context<'_>) -> Poll<io::Result<bool>> {
-            match *self {}
-        }
-    }
+    impl Transport for TlsStream {}
 }
 
-/// Reads whatever is available into `buf`, allocating it only once a byte has
-/// arrived (room for `read_size` bytes, reusing the allocation when the frames
-/// that shared it are gone); `Ok(0)` is the end of the stream.
+/// The most the first read of an idle session takes (on the stack).
+const FIRST_READ: usize = 8 * 1024;
+
+/// Reads whatever is available into `buf`; `Ok(0)` is the end of the stream.
+///
+/// `buf` is allocated only once bytes have arrived: while it has no room at
+/// all (a session that has not read yet), the read goes to the stack (at most
+/// [`FIRST_READ`] bytes) and what it got is copied into a buffer with room for
+/// `read_size`. This costs a copy of the first read, where waiting for the
+/// first byte with a one-byte peek cost a system call per connection (tokio
+/// takes a freshly accepted socket to be readable, so only a read can wait).
 pub(crate) fn poll_read_more<T: Transport>(
     stream: &mut T,
     buf: &mut BytesMut,
     read_size: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    if buf.capacity() == 0 && !ready!(stream.poll_first_byte(cx))? {
-        return Poll::Ready(Ok(0));
+    if buf.capacity() == 0 {
+        let mut stack = [MaybeUninit::<u8>::uninit(); FIRST_READ];
+        let room = read_size.clamp(1, FIRST_READ);
+        let mut first = ReadBuf::uninit(&mut stack[..room]);
+        ready!(Pin::new(&mut *stream).poll_read(cx, &mut first))?;
+        let got = first.filled();
+        if !got.is_empty() {
+            buf.reserve(read_size.max(got.len()));
+            buf.extend_from_slice(got);
+        }
+        return Poll::Ready(Ok(got.len()));
     }
     if buf.capacity() - buf.len() < read_size / 2 {
         buf.reserve(read_size);
     }
     tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (client.expect("connect"), accepted.expect("accept").0)
+    }
+
+    #[tokio::test]
+    async fn the_first_read_allocates_only_once_bytes_arrive_and_keeps_every_byte() {
+        let (mut client, mut server) = pair().await;
+        let mut buf = BytesMut::new();
+        client.write_all(b"0123456789").await.expect("write");
+        // Room for 4: the first read takes 4 (from the stack), the next the rest.
+        let n = poll_fn(|cx| poll_read_more(&mut server, &mut buf, 4, cx))
+            .await
+            .expect("read");
+        assert_eq!((n, &buf[..]), (4, &b"0123"[..]));
+        assert!(buf.capacity() >= 4);
+        let mut total = n;
+        while total < 10 {
+            total += poll_fn(|cx| poll_read_more(&mut server, &mut buf, 4, cx))
+                .await
+                .expect("read");
+        }
+        assert_eq!(&buf[..], b"0123456789");
+        // A first read larger than the stack's room arrives whole, in parts.
+        let big: Vec<u8> = (0..3 * FIRST_READ).map(|i| i as u8).collect();
+        let mut big_buf = BytesMut::new();
+        let (mut fresh_client, mut fresh) = pair().await;
+        fresh_client.write_all(&big).await.expect("write");
+        while big_buf.len() < big.len() {
+            let n = poll_fn(|cx| poll_read_more(&mut fresh, &mut big_buf, 64 * 1024, cx))
+                .await
+                .expect("read");
+            assert!(n > 0);
+        }
+        assert_eq!(&big_buf[..], &big[..]);
+    }
+
+    #[tokio::test]
+    async fn a_session_closed_before_its_first_byte_allocates_nothing() {
+        let (client, mut server) = pair().await;
+        drop(client);
+        let mut buf = BytesMut::new();
+        let n = poll_fn(|cx| poll_read_more(&mut server, &mut buf, 1024, cx))
+            .await
+            .expect("read");
+        assert_eq!((n, buf.capacity()), (0, 0));
+    }
 }
