@@ -13,7 +13,8 @@
 # of the 2N run is kept in bench/results/callgrind-STAMP/ for callgrind_annotate.
 #
 # Environment: CG_REQUESTS (N, default 20000), CG_CONNECTIONS (16),
-# CG_PIPELINE (16), CG_PAYLOAD (64), CG_ENCODING (json).
+# CG_PIPELINE (16), CG_PAYLOAD (64), CG_ENCODING (json), CG_MODE (persistent,
+# or per-request: one connection per request, so the figure is per connection).
 # Talks to 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,7 @@ C=${CG_CONNECTIONS:-16}
 P=${CG_PIPELINE:-16}
 S=${CG_PAYLOAD:-64}
 E=${CG_ENCODING:-json}
+M=${CG_MODE:-persistent}
 CLIENT=${BENCH_CLIENT:-$ROOT/target/release/asyncapy}
 if [[ $# -eq 0 ]]; then
     set -- "$ROOT/target/release/examples/yardstick" "$ROOT/target/release/asyncapy"
@@ -60,7 +62,7 @@ measure() {
         return 1
     fi
     "$CLIENT" bench --host 127.0.0.1 --port "$port" --threads 1 --no-progress \
-        -c "$C" -p "$P" --payload-size "$S" -e "$E" -n "$count" >"$OUT/$tag.bench" 2>&1
+        -c "$C" -p "$P" --payload-size "$S" -e "$E" --mode "$M" -n "$count" >"$OUT/$tag.bench" 2>&1
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
     SERVER_PID=""

@@ -43,6 +43,8 @@ pub(super) async fn run(
                 continue;
             }
         };
+        // On Linux the accepted socket has the listener's TCP_NODELAY (`listen`).
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let _ = stream.set_nodelay(true);
         if let Some(metrics) = &ctx.metrics {
             metrics.connection();
@@ -93,4 +95,21 @@ pub(super) async fn run(
         }
     }
     info!("Server stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    /// The accept loop relies on this to skip a `setsockopt` per connection.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[tokio::test]
+    async fn an_accepted_socket_has_tcp_nodelay_from_the_listener() {
+        let listener =
+            crate::server::listen("127.0.0.1:0".parse().expect("addr"), false).expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (stream, _) = accepted.expect("accept");
+        assert!(stream.nodelay().expect("nodelay"));
+        drop(client);
+    }
 }

@@ -911,6 +911,11 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
             "reuse_port needs SO_REUSEPORT (Unix)",
         ));
     }
+    // Linux gives an accepted socket the listener's TCP_NODELAY: set once
+    // here, it costs no system call per connection (`accept_loop` sets it
+    // per connection elsewhere).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
 }
