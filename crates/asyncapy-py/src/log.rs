@@ -47,6 +47,29 @@ impl tracing::field::Visit for Fields {
     }
 }
 
+/// The `id` of a "session" span, and nothing else: its other fields (the
+/// peer's address) are not formatted, which a session start would pay for
+/// whether or not anything is logged.
+struct SpanId(Option<String>);
+
+impl tracing::field::Visit for SpanId {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "id" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "id" {
+            use std::fmt::Write as _;
+            // A UUID: 36 characters, one allocation.
+            let mut id = String::with_capacity(36);
+            let _ = write!(id, "{value:?}");
+            self.0 = Some(id);
+        }
+    }
+}
+
 /// Turns the engine's `tracing` records into [`Event::Log`]s: no GIL, no I/O.
 pub(crate) struct PythonLogLayer;
 
@@ -80,9 +103,9 @@ where
         if attrs.metadata().name() != "session" {
             return;
         }
-        let mut fields = Fields::default();
+        let mut fields = SpanId(None);
         attrs.record(&mut fields);
-        if let (Some(span), Some(sid)) = (ctx.span(id), fields.id) {
+        if let (Some(span), Some(sid)) = (ctx.span(id), fields.0) {
             span.extensions_mut().insert(SessionId(sid));
         }
     }
