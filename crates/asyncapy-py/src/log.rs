@@ -15,17 +15,16 @@ pub(crate) static LOG_LEVEL: AtomicU8 = AtomicU8::new(20);
 /// The session id a "session" span carries, kept in the span's extensions.
 pub(crate) struct SessionId(String);
 
+/// An event's message, with its other fields appended as ` name=value`.
 #[derive(Default)]
 pub(crate) struct Fields {
     pub(crate) message: String,
-    pub(crate) id: Option<String>,
 }
 
 impl tracing::field::Visit for Fields {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         match field.name() {
             "message" => self.message.push_str(value),
-            "id" => self.id = Some(value.to_owned()),
             name => {
                 use std::fmt::Write as _;
                 let _ = write!(self.message, " {name}={value}");
@@ -39,7 +38,6 @@ impl tracing::field::Visit for Fields {
             "message" => {
                 let _ = write!(self.message, "{value:?}");
             }
-            "id" => self.id = Some(format!("{value:?}")),
             name => {
                 let _ = write!(self.message, " {name}={value:?}");
             }
