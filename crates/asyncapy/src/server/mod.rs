@@ -912,8 +912,8 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
         ));
     }
     // Linux gives an accepted socket the listener's TCP_NODELAY: set once
-    // here, it costs no system call per connection (`accept_loop` sets it
-    // per connection elsewhere).
+    // here, it costs no system call per connection (elsewhere the accept
+    // loop, `listener::run`, sets it on each connection).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
