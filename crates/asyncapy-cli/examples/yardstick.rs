@@ -114,18 +114,8 @@ async fn echo(mut stream: TcpStream, codec: FrameCodec) {
     if !matches!(first, Ok(n) if n > 0) {
         return;
     }
-    let mut have_input = true;
     let mut write_buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        if read_buf.capacity() - read_buf.len() < MIN_READ_ROOM {
-            read_buf.reserve(READ_CHUNK);
-        }
-        if !std::mem::take(&mut have_input) {
-            match stream.read_buf(&mut read_buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
         let mut complete = 0;
         loop {
             match codec.check_head(&read_buf[complete..]) {
@@ -139,14 +129,20 @@ async fn echo(mut stream: TcpStream, codec: FrameCodec) {
                 Err(_) => return,
             }
         }
-        if complete == 0 {
-            continue;
+        if complete > 0 {
+            write_buf.extend_from_slice(&read_buf[..complete]);
+            read_buf.advance(complete);
+            if stream.write_all(&write_buf).await.is_err() {
+                return;
+            }
+            write_buf.clear();
         }
-        write_buf.extend_from_slice(&read_buf[..complete]);
-        read_buf.advance(complete);
-        if stream.write_all(&write_buf).await.is_err() {
-            return;
+        if read_buf.capacity() - read_buf.len() < MIN_READ_ROOM {
+            read_buf.reserve(READ_CHUNK);
         }
-        write_buf.clear();
+        match stream.read_buf(&mut read_buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
     }
 }
