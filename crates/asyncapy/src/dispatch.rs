@@ -15,6 +15,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use asyncaproto::ErrorCode;
 
@@ -25,9 +26,6 @@ use crate::reply::{Failure, FailureCode, IntoReply, Reply, ReplyKind};
 use crate::session::{Client, SendError};
 
 pub(crate) use crate::reply::HandlerError;
-
-/// A running handler, its arguments taken.
-pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 
 /// An async function whose arguments are all [`FromRequest`] types (up to
 /// eight: [`Client`], [`Packet`], [`State`](crate::extract::State),
@@ -53,9 +51,13 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'sta
     note = "a handler is an `async fn` whose arguments are `Client`, `Packet`, `State<S>`, `Payload<T>`, `Extension<T>` or other `FromRequest` types (at most 8), returning `()`, a reply (`Map`, `Packet`, `Failure`) or a `Result` of one; closures must be `Send + Sync + 'static` and their futures `Send`"
 )]
 pub trait Handler<Args>: Send + Sync + 'static {
+    /// The running handler, its arguments taken.
+    #[doc(hidden)]
+    type Future: Future<Output = Reply> + Send + 'static;
+
     /// Takes the arguments from `parts` and starts the handler, or refuses.
     #[doc(hidden)]
-    fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection>;
+    fn call(&self, parts: &RequestParts<'_>) -> Result<Self::Future, Rejection>;
 
     /// The state types the arguments need.
     #[doc(hidden)]
@@ -73,13 +75,12 @@ macro_rules! handler_for {
             Fut::Output: IntoReply,
             $($arg: FromRequest,)*
         {
+            type Future = Replying<Fut>;
+
             #[allow(non_snake_case, unused_variables)]
-            fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection> {
+            fn call(&self, parts: &RequestParts<'_>) -> Result<Replying<Fut>, Rejection> {
                 $(let $arg = $arg::from_request(parts)?;)*
-                // A combinator rather than an `async` block: the box holds
-                // the handler's future once, not twice.
-                let fut = futures_util::FutureExt::map(self($($arg),*), IntoReply::into_reply);
-                Ok(Box::pin(fut))
+                Ok(Replying { running: self($($arg),*) })
             }
 
             fn required_states() -> Vec<(TypeId, &'static str)> {
@@ -100,16 +101,123 @@ handler_for!(A1, A2, A3, A4, A5, A6);
 handler_for!(A1, A2, A3, A4, A5, A6, A7);
 handler_for!(A1, A2, A3, A4, A5, A6, A7, A8);
 
+pin_project_lite::pin_project! {
+    /// A handler's future, its output made a [`Reply`] (a named type, where
+    /// a `map` combinator would call through a function pointer).
+    #[doc(hidden)]
+    pub struct Replying<Fut> {
+        #[pin]
+        running: Fut,
+    }
+}
+
+impl<Fut: Future<Output: IntoReply>> Future for Replying<Fut> {
+    type Output = Reply;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
+        self.project().running.poll(cx).map(IntoReply::into_reply)
+    }
+}
+
 /// A handler with its argument types erased, as the dispatcher holds it.
 pub(crate) trait ErasedHandler: Send + Sync + 'static {
-    fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection>;
+    /// A place for this handler's future, for one session to run it in.
+    fn slot(self: Arc<Self>) -> Pin<Box<dyn HandlerSlot>>;
 }
 
 struct Erased<H, Args>(H, PhantomData<fn() -> Args>);
 
 impl<H: Handler<Args>, Args: 'static> ErasedHandler for Erased<H, Args> {
-    fn call(&self, parts: &RequestParts<'_>) -> Result<HandlerFuture, Rejection> {
-        self.0.call(parts)
+    fn slot(self: Arc<Self>) -> Pin<Box<dyn HandlerSlot>> {
+        Box::pin(Slot {
+            handler: self,
+            running: None,
+        })
+    }
+}
+
+/// One route's handler future, kept by a session from one packet to the
+/// next: once a handler has run in a session, running it again allocates
+/// nothing (the future is written into the same box).
+pub(crate) trait HandlerSlot: Send {
+    /// Takes the arguments from `parts` and starts the handler (dropping
+    /// whatever ran before), or refuses.
+    fn start(self: Pin<&mut Self>, parts: &RequestParts<'_>) -> Result<(), Rejection>;
+    /// Polls the handler started last; once it is ready its future is
+    /// dropped, and what it held with it.
+    fn poll_reply(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply>;
+    /// Drops the handler's future, if one is running.
+    fn stop(self: Pin<&mut Self>);
+}
+
+pin_project_lite::pin_project! {
+    struct Slot<H, Args>
+    where
+        H: Handler<Args>,
+    {
+        handler: Arc<Erased<H, Args>>,
+        #[pin]
+        running: Option<H::Future>,
+    }
+}
+
+impl<H: Handler<Args>, Args: 'static> HandlerSlot for Slot<H, Args> {
+    fn start(self: Pin<&mut Self>, parts: &RequestParts<'_>) -> Result<(), Rejection> {
+        let mut this = self.project();
+        // The last run is over (its future was dropped when it ended, or
+        // when its dispatch was): nothing of it lives while this one starts.
+        this.running.set(None);
+        let running = this.handler.0.call(parts)?;
+        this.running.set(Some(running));
+        Ok(())
+    }
+
+    fn poll_reply(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
+        let mut running = self.project().running;
+        let Some(future) = running.as_mut().as_pin_mut() else {
+            return Poll::Ready(Reply::from_error("the handler was polled after it ended"));
+        };
+        let reply = ready!(future.poll(cx));
+        running.set(None);
+        Poll::Ready(reply)
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        self.project().running.set(None);
+    }
+}
+
+/// A session's handler slots, by route id: made on a route's first packet,
+/// kept to the session's end.
+#[derive(Default)]
+pub(crate) struct HandlerSlots(Vec<Option<Pin<Box<dyn HandlerSlot>>>>);
+
+impl HandlerSlots {
+    /// The slot of `route`, made if this session has not run it yet.
+    fn get(&mut self, route: &Route) -> Pin<&mut dyn HandlerSlot> {
+        if self.0.len() <= route.id {
+            self.0.resize_with(route.id + 1, || None);
+        }
+        let slot = self.0[route.id].get_or_insert_with(|| route.handler.clone().slot());
+        slot.as_mut()
+    }
+}
+
+/// A started handler, polled to its reply; dropped early (the handler
+/// deadline, a panic, the session aborted), it drops the handler's future.
+struct Running<'s>(Pin<&'s mut dyn HandlerSlot>);
+
+impl Future for Running<'_> {
+    type Output = Reply;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
+        self.0.as_mut().poll_reply(cx)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.as_mut().stop();
     }
 }
 
@@ -332,21 +440,24 @@ impl Dispatcher {
     /// ([`panic_report`](crate::panic_report)) and becomes
     /// [`Outcome::Panicked`].
     pub(crate) async fn run(&self, client: &Client, packet: Packet, state: &AppState) -> Outcome {
-        self.run_routed(client, &packet, state).await.0
+        let mut slots = HandlerSlots::default();
+        self.run_routed(client, &packet, state, &mut slots).await.0
     }
 
     /// As [`Dispatcher::run`], with the id of the last route whose handler
-    /// ran (`None`: no handler ran), for the metrics.
+    /// ran (`None`: no handler ran), for the metrics; the handlers run in
+    /// the session's `slots`.
     pub(crate) async fn run_routed(
         &self,
         client: &Client,
         packet: &Packet,
         state: &AppState,
+        slots: &mut HandlerSlots,
     ) -> (Outcome, Option<usize>) {
         use futures_util::FutureExt as _;
         let mut ran = None;
         let caught = {
-            let dispatch = std::pin::pin!(self.dispatch(client, packet, state, &mut ran));
+            let dispatch = std::pin::pin!(self.dispatch(client, packet, state, slots, &mut ran));
             std::panic::AssertUnwindSafe(crate::panic_report::Reported(dispatch))
                 .catch_unwind()
                 .await
@@ -368,6 +479,7 @@ impl Dispatcher {
         client: &Client,
         packet: &Packet,
         state: &AppState,
+        slots: &mut HandlerSlots,
         ran: &mut Option<usize>,
     ) -> Outcome {
         let mut handled = false;
@@ -386,9 +498,9 @@ impl Dispatcher {
                     state,
                     found: &found,
                 };
-                match route.handler.call(&parts) {
-                    Ok(running) => {
-                        chosen = Some((route, running));
+                match slots.get(route).start(&parts) {
+                    Ok(()) => {
+                        chosen = Some(route);
                         break;
                     }
                     Err(rejection) if rejection.is_malformed() => {
@@ -403,13 +515,13 @@ impl Dispatcher {
                     }
                 }
             }
-            let Some((route, running)) = chosen else {
+            let Some(route) = chosen else {
                 continue;
             };
             tracing::debug!("Calling '{}' in group {group}", route.name);
             handled = true;
             *ran = Some(route.id);
-            match running.await.0 {
+            match Running(slots.get(route)).await.0 {
                 ReplyKind::Nothing => {}
                 ReplyKind::Send(map) => match client.send(&map).await {
                     Ok(()) | Err(SendError::Closed) => {}
@@ -431,5 +543,113 @@ impl Dispatcher {
             (false, Some(rejection)) => Outcome::Malformed(rejection),
             (false, None) => Outcome::Unhandled,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Registry, SessionState};
+    use asyncaproto::{Encoding, FrameCodec, Map};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts its drops.
+    struct Dropped(Arc<AtomicUsize>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn client() -> Client {
+        let peer = "127.0.0.1:9".parse().unwrap();
+        let registry = Arc::new(Registry::new(0));
+        Client::new(Arc::new(SessionState::new(
+            peer,
+            FrameCodec::default(),
+            registry,
+        )))
+    }
+
+    fn packet() -> Packet {
+        Packet::new(Map::new(), Encoding::Json)
+    }
+
+    /// The address of `route`'s slot box, if the session made one.
+    fn slot_address(slots: &HandlerSlots, route: usize) -> Option<*const u8> {
+        let slot = slots.0.get(route)?.as_ref()?;
+        Some(std::ptr::from_ref::<dyn HandlerSlot>(&**slot).cast::<u8>())
+    }
+
+    #[tokio::test]
+    async fn a_handler_s_future_ends_with_its_packet_and_the_next_packet_reuses_its_box() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let held = drops.clone();
+        let mut dispatcher = Dispatcher::default();
+        dispatcher.add(
+            "counting".to_owned(),
+            erase(move |packet: Packet| {
+                let guard = Dropped(held.clone());
+                async move {
+                    let _guard = guard;
+                    tokio::task::yield_now().await;
+                    packet
+                }
+            }),
+        );
+        dispatcher.freeze();
+        let (client, mut slots) = (client(), HandlerSlots::default());
+        assert_eq!(slot_address(&slots, 0), None, "no slot before a packet");
+        let mut boxes = Vec::new();
+        for run in 1..=3 {
+            let packet = packet();
+            let (outcome, route) = dispatcher
+                .run_routed(&client, &packet, &None, &mut slots)
+                .await;
+            assert!(matches!(outcome, Outcome::Handled), "{outcome:?}");
+            assert_eq!(route, Some(0));
+            // Dropped as it ended, not when the next packet starts it again:
+            // nothing it held (here, the packet) outlives its run.
+            assert_eq!(drops.load(Ordering::SeqCst), run);
+            let mut spares = asyncaproto::Spares::new();
+            assert!(
+                packet.recycle(&mut spares).is_some(),
+                "the packet is still held"
+            );
+            boxes.push(slot_address(&slots, 0));
+        }
+        assert!(boxes[0].is_some());
+        assert!(boxes.iter().all(|b| *b == boxes[0]), "{boxes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_dispatch_dropped_midway_drops_the_handler_s_future() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let held = drops.clone();
+        let mut dispatcher = Dispatcher::default();
+        dispatcher.add(
+            "forever".to_owned(),
+            erase(move || {
+                let guard = Dropped(held.clone());
+                async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                }
+            }),
+        );
+        dispatcher.freeze();
+        let (client, mut slots) = (client(), HandlerSlots::default());
+        let packet = packet();
+        {
+            let mut run =
+                std::pin::pin!(dispatcher.run_routed(&client, &packet, &None, &mut slots));
+            assert!(futures_util::poll!(run.as_mut()).is_pending());
+            assert_eq!(drops.load(Ordering::SeqCst), 0, "still running");
+        }
+        // The deadline (or an abort) dropped the dispatch: the handler's
+        // future went with it, though its box stays with the session.
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(slot_address(&slots, 0).is_some());
     }
 }

@@ -2,41 +2,48 @@
 //! quote, backslash or control character) and the writer (the next byte to
 //! escape).
 //!
-//! Short runs (keys, small values) end within the first few 8-byte words,
-//! checked with bit tricks over a `u64`; then come a few 32-byte chunks, each
-//! checked whole (a fold without an early exit, which the compiler turns into
-//! vector instructions). Longer runs are scanned in windows that double in
-//! size (up to [`MAX_WINDOW`], so that both passes over a window stay in
-//! cache): in each, `memchr` finds the first quote or backslash (with SIMD,
-//! AVX2 where the CPU has it), and one fold over the bytes before it (their
-//! minimum and maximum, which the compiler vectorizes) shows whether a byte
-//! out of the allowed range comes first. A window that ends the run costs at
-//! most about twice the run's length so far, so a run costs time linear in
-//! its length, however the stops are spread.
+//! Short runs (keys, small values) are checked 16 bytes at a time: each
+//! chunk is tested whole, with an OR of per-byte flags that the compiler
+//! turns into a few vector compares and one mask (SSE2 on x86-64, no
+//! `unsafe` here), and only the chunk that holds a stop is searched for it,
+//! by bit tricks over two `u64` words. Longer runs are scanned in windows
+//! that double in size (up to [`MAX_WINDOW`], so that both passes over a
+//! window stay in cache): in each, `memchr` finds the first quote or
+//! backslash (with SIMD, AVX2 where the CPU has it), and one fold over the
+//! bytes before it (their minimum and maximum, which the compiler
+//! vectorizes) shows whether a byte out of the allowed range comes first. A
+//! window that ends the run costs at most about twice the run's length so
+//! far, so a run costs time linear in its length, however the stops are
+//! spread.
 
-/// How many 8-byte words are checked one by one before a run counts as long.
-const SHORT_WORDS: usize = 2;
+/// The bytes checked at once.
+const CHUNK: usize = 16;
 
-/// The size of the chunks checked whole, and how many are, after the words.
-const CHUNK: usize = 32;
-const MEDIUM_CHUNKS: usize = 2;
+/// How many chunks are checked before a run counts as long.
+const SHORT_CHUNKS: usize = 4;
 
 /// The first window of a long run: shorter rests of the input are scanned
-/// by words.
+/// by chunks.
 const FIRST_WINDOW: usize = 64;
 
 /// The largest window.
 const MAX_WINDOW: usize = 8 * 1024;
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
 /// What ends a plain run: for the decoder or for the writer.
 trait Run {
     /// The allowed range of a plain byte (quote and backslash aside).
     const LO: u8;
     const HI: u8;
-    /// Whether `b` ends the run.
-    fn stops(b: u8) -> bool;
-    /// The index of the first of 8 bytes that ends the run.
-    fn first_stop(lanes: [u8; 8]) -> Option<usize>;
+    /// 1 if `b` ends the run, else 0 (written without branches, so that a
+    /// chunk's flags are computed side by side).
+    fn flag(b: u8) -> u8;
+    /// The high bit of each byte of `x` (8 lanes) set exactly where that
+    /// byte ends the run.
+    fn lanes(x: u64) -> u64;
 }
 
 /// A string being decoded: a quote, a backslash or a control character ends
@@ -46,11 +53,11 @@ struct Decoded;
 impl Run for Decoded {
     const LO: u8 = 0x20;
     const HI: u8 = 0xff;
-    fn stops(b: u8) -> bool {
-        is_string_stop(b)
+    fn flag(b: u8) -> u8 {
+        u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
     }
-    fn first_stop(lanes: [u8; 8]) -> Option<usize> {
-        first_string_stop(lanes)
+    fn lanes(x: u64) -> u64 {
+        below(x, 0x20) | equal(x, b'"') | equal(x, b'\\')
     }
 }
 
@@ -60,16 +67,25 @@ struct Written;
 impl Run for Written {
     const LO: u8 = 0x20;
     const HI: u8 = 0x7e;
-    fn stops(b: u8) -> bool {
-        !is_plain(b)
+    fn flag(b: u8) -> u8 {
+        u8::from(b.wrapping_sub(0x20) >= 0x5f) | u8::from(b == b'"') | u8::from(b == b'\\')
     }
-    fn first_stop(lanes: [u8; 8]) -> Option<usize> {
-        if is_plain_word(&lanes) {
-            None
-        } else {
-            lanes.iter().position(|&b| !is_plain(b))
-        }
+    fn lanes(x: u64) -> u64 {
+        below(x, 0x20) | !below(x, 0x7f) & HIGH | equal(x, b'"') | equal(x, b'\\')
     }
+}
+
+/// The high bit of each lane of `x` set where the byte is below `n`
+/// (`n` ≤ 0x80): exact in every lane, as no sum carries into the next.
+fn below(x: u64, n: u8) -> u64 {
+    !(((x & LOW7) + ONES * u64::from(0x80 - n)) | x) & HIGH
+}
+
+/// The high bit of each lane of `x` set where the byte is `b`: exact in
+/// every lane.
+fn equal(x: u64, b: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(b));
+    !(((y & LOW7) + LOW7) | y) & HIGH
 }
 
 /// The end of the plain run at `i` of a JSON string being decoded: the
@@ -87,51 +103,72 @@ pub(super) fn plain_run_end(bytes: &[u8], i: usize) -> usize {
     run_end::<Written>(bytes, i)
 }
 
-/// The end of the run `R` at `i`: words, then chunks, then windows.
+/// The end of the run `R` at `i`: chunks, then windows.
 fn run_end<R: Run>(bytes: &[u8], mut i: usize) -> usize {
-    for _ in 0..SHORT_WORDS {
-        let Some(word) = bytes.get(i..i + 8) else {
-            break;
+    for _ in 0..SHORT_CHUNKS {
+        let Some(chunk) = chunk_at(bytes, i) else {
+            return run_end_in_tail::<R>(bytes, i);
         };
-        let mut lanes = [0u8; 8];
-        lanes.copy_from_slice(word);
-        if let Some(lane) = R::first_stop(lanes) {
+        if let Some(lane) = first_stop_in_chunk::<R>(chunk, 0) {
             return i + lane;
-        }
-        i += 8;
-    }
-    for _ in 0..MEDIUM_CHUNKS {
-        let Some(chunk) = bytes.get(i..i + CHUNK) else {
-            break;
-        };
-        if chunk
-            .iter()
-            .fold(0, |any, &b| any.max(u8::from(R::stops(b))))
-            != 0
-        {
-            return run_end_by_words::<R>(bytes, i);
         }
         i += CHUNK;
     }
     if bytes.len().saturating_sub(i) < FIRST_WINDOW {
-        return run_end_by_words::<R>(bytes, i);
+        while let Some(chunk) = chunk_at(bytes, i) {
+            if let Some(lane) = first_stop_in_chunk::<R>(chunk, 0) {
+                return i + lane;
+            }
+            i += CHUNK;
+        }
+        return run_end_in_tail::<R>(bytes, i);
     }
     long_run_end(bytes, i, R::LO, R::HI)
 }
 
-/// [`run_end`] 8 bytes at a time, then one (for the rest of a chunk known
-/// to hold a stop, or a short rest of the input).
-fn run_end_by_words<R: Run>(bytes: &[u8], mut i: usize) -> usize {
-    while let Some(word) = bytes.get(i..i + 8) {
-        let mut lanes = [0u8; 8];
-        lanes.copy_from_slice(word);
-        if let Some(lane) = R::first_stop(lanes) {
-            return i + lane;
-        }
-        i += 8;
+/// The 16 bytes at `i`, if there are as many.
+fn chunk_at(bytes: &[u8], i: usize) -> Option<&[u8; CHUNK]> {
+    bytes.get(i..i.checked_add(CHUNK)?)?.try_into().ok()
+}
+
+/// The index of the first byte of `chunk` at or after `from` that ends the
+/// run `R`. The chunk is first tested whole (vector compares); only one that
+/// holds a stop is searched, a word at a time.
+fn first_stop_in_chunk<R: Run>(chunk: &[u8; CHUNK], from: usize) -> Option<usize> {
+    if chunk.iter().fold(0, |any, &b| any | R::flag(b)) == 0 {
+        return None;
     }
-    let rest = bytes.get(i..).unwrap_or_default();
-    i + rest.iter().position(|&b| R::stops(b)).unwrap_or(rest.len())
+    let (low, high) = chunk.split_at(8);
+    let word = |half: &[u8], from: usize| {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(half);
+        let flags = R::lanes(u64::from_le_bytes(lanes)) & u64::MAX.checked_shl(8 * from as u32)?;
+        (flags != 0).then(|| (flags.trailing_zeros() / 8) as usize)
+    };
+    if from < 8 {
+        if let Some(lane) = word(low, from) {
+            return Some(lane);
+        }
+    }
+    word(high, from.saturating_sub(8)).map(|lane| lane + 8)
+}
+
+/// [`run_end`] where fewer than 16 bytes are left: the last 16 bytes of the
+/// input, searched from `i` (the bytes before `i` are not looked at), or,
+/// in an input shorter than 16 bytes, one byte at a time.
+fn run_end_in_tail<R: Run>(bytes: &[u8], i: usize) -> usize {
+    let Some(base) = bytes.len().checked_sub(CHUNK) else {
+        let rest = bytes.get(i..).unwrap_or_default();
+        return i + rest.iter().position(|&b| R::flag(b) != 0).unwrap_or(rest.len());
+    };
+    let Some(chunk) = chunk_at(bytes, base) else {
+        return bytes.len();
+    };
+    let from = i.saturating_sub(base);
+    if from >= CHUNK {
+        return i;
+    }
+    first_stop_in_chunk::<R>(chunk, from).map_or(bytes.len(), |lane| base + lane)
 }
 
 /// The position of the first quote or backslash at or after `i`, or of the
@@ -176,43 +213,6 @@ fn is_string_stop(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// The index of the first of 8 bytes that stops a plain run inside a JSON
-/// string: a quote, a backslash or a control character.
-pub(super) fn first_string_stop(lanes: [u8; 8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let x = u64::from_le_bytes(lanes);
-    // A high bit in a lane marks a byte below 0x20, a quote or a backslash;
-    // a borrow may raise false alarms, but only in lanes above a real one, so
-    // the lowest mark is always real.
-    let quote = x ^ (ONES * u64::from(b'"'));
-    let backslash = x ^ (ONES * u64::from(b'\\'));
-    let flags = (x.wrapping_sub(ONES * 0x20)
-        | quote.wrapping_sub(ONES) & !quote
-        | backslash.wrapping_sub(ONES) & !backslash)
-        & !x
-        & HIGH;
-    (flags != 0).then(|| (flags.trailing_zeros() / 8) as usize)
-}
-
-/// Whether none of the 8 bytes of `word` needs escaping: each is printable
-/// ASCII (0x20 to 0x7e), and neither `"` nor `\\`. Bit tricks over a `u64`:
-/// a high bit in one lane of `flags` marks a byte that needs a closer look.
-pub(super) fn is_plain_word(word: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut lanes = [0u8; 8];
-    lanes.copy_from_slice(word);
-    let x = u64::from_le_bytes(lanes);
-    let below_space = x.wrapping_sub(ONES * 0x20) & !x;
-    let del_or_above = x.wrapping_add(ONES) | x;
-    let quote = x ^ (ONES * u64::from(b'"'));
-    let backslash = x ^ (ONES * u64::from(b'\\'));
-    let is_quote = quote.wrapping_sub(ONES) & !quote;
-    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (below_space | del_or_above | is_quote | is_backslash) & HIGH == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,9 +221,9 @@ mod tests {
     /// first windows and past them, with a second stop right after.
     #[test]
     fn runs_end_exactly_at_the_first_stop() {
-        let long = 8 * SHORT_WORDS + CHUNK * MEDIUM_CHUNKS + 3 * FIRST_WINDOW + 9;
+        let long = CHUNK * SHORT_CHUNKS + 3 * FIRST_WINDOW + 9;
         let plain: Vec<u8> = (0..long).map(|i| b'a' + (i % 26) as u8).collect();
-        let medium = 8 * SHORT_WORDS + CHUNK * MEDIUM_CHUNKS;
+        let medium = CHUNK * SHORT_CHUNKS;
         for len in [
             0,
             7,
@@ -231,8 +231,12 @@ mod tests {
             15,
             16,
             17,
+            31,
+            32,
             40,
+            63,
             medium,
+            medium + 17,
             medium + FIRST_WINDOW + 1,
             long,
         ] {
@@ -263,18 +267,43 @@ mod tests {
         }
     }
 
+    /// Each lane's flag depends on its own byte only, whatever the others.
     #[test]
-    fn words_flag_exactly_the_stops() {
+    fn word_lanes_flag_exactly_the_stops() {
+        let fillers = [0x00u8, 0x1f, 0x20, 0x21, 0x22, 0x5c, 0x7e, 0x7f, 0x80, 0xff];
         for b in 0..=255u8 {
             for pos in 0..8 {
-                let mut word = *b"abcdefgh";
-                word[pos] = b;
-                assert_eq!(is_plain_word(&word), is_plain(b), "{b:#x} at {pos}");
-                let want = is_string_stop(b).then_some(pos);
-                assert_eq!(first_string_stop(word), want, "{b:#x} at {pos}");
+                for filler in fillers {
+                    let mut lanes = [filler; 8];
+                    lanes[pos] = b;
+                    let x = u64::from_le_bytes(lanes);
+                    let lane = |flags: u64| flags >> (8 * pos + 7) & 1 == 1;
+                    assert_eq!(lane(Decoded::lanes(x)), is_string_stop(b), "{b:#x} at {pos}");
+                    assert_eq!(lane(Written::lanes(x)), !is_plain(b), "{b:#x} at {pos}");
+                    assert_eq!(Decoded::flag(b) == 1, is_string_stop(b));
+                    assert_eq!(Written::flag(b) == 1, !is_plain(b));
+                    for flags in [Decoded::lanes(x), Written::lanes(x)] {
+                        assert_eq!(flags & !HIGH, 0);
+                    }
+                }
             }
         }
-        assert!(is_plain_word(b" ~~~~~~~"));
-        assert!(!is_plain_word(b"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f"));
+    }
+
+    /// A run read from inside the last 16 bytes of the input ignores the
+    /// stops before its start.
+    #[test]
+    fn a_tail_is_searched_from_the_run_s_start() {
+        let text = br#""key": "abcdefghij"}"#;
+        assert_eq!(string_run_end(text, 1), 4);
+        assert_eq!(string_run_end(text, 9), 18);
+        assert_eq!(string_run_end(text, 18), 18);
+        assert_eq!(string_run_end(text, 19), 20);
+        assert_eq!(string_run_end(text, 20), 20);
+        assert_eq!(string_run_end(text, 40), 40);
+        let mut escapes = vec![b'\\'; 16];
+        escapes.extend_from_slice(b"abc");
+        assert_eq!(plain_run_end(&escapes, 16), 19);
+        assert_eq!(plain_run_end(&escapes, 15), 15);
     }
 }

@@ -62,6 +62,26 @@ impl Spares {
         self.entries.clear();
     }
 
+    /// Keeps only strings of at most `max_string` bytes of capacity and
+    /// entry vectors of at most `max_entries` entries: what a long-lived
+    /// `Spares` (one per thread, say) holds on to after a large payload.
+    ///
+    /// ```
+    /// use asyncaproto::{Encoding, Spares};
+    ///
+    /// let mut spares = Spares::new();
+    /// let long = format!(r#"{{"k": "{}"}}"#, "x".repeat(10_000));
+    /// spares.reclaim(Encoding::Json.decode_with(long.as_bytes(), &mut spares)?);
+    /// spares.trim(1024, 16);
+    /// // The 10,000-byte string is gone; the key's string stays.
+    /// assert!(!spares.is_empty());
+    /// # Ok::<(), asyncaproto::PayloadError>(())
+    /// ```
+    pub fn trim(&mut self, max_string: usize, max_entries: usize) {
+        self.strings.retain(|s| s.capacity() <= max_string);
+        self.entries.retain(|v| v.capacity() <= max_entries);
+    }
+
     /// Takes back the allocations of `map`, a decoded payload that is done
     /// with: its strings and entry vectors, in the reverse of the order a
     /// decoder takes them (so that popping gives decode order).
@@ -166,6 +186,20 @@ mod tests {
         assert_eq!(spares.entries.len(), MAX_ENTRY_VECS);
         spares.clear();
         assert!(spares.is_empty());
+    }
+
+    #[test]
+    fn trim_drops_only_large_allocations() {
+        let mut spares = Spares::new();
+        spares.keep_string(String::with_capacity(8));
+        spares.keep_string(String::with_capacity(5000));
+        spares.entries.push(Vec::with_capacity(2));
+        spares.entries.push(Vec::with_capacity(100));
+        spares.trim(4096, 16);
+        assert_eq!(spares.strings.len(), 1);
+        assert!(spares.strings[0].capacity() < 4096);
+        assert_eq!(spares.entries.len(), 1);
+        assert!(spares.entries[0].capacity() <= 16);
     }
 
     #[test]
