@@ -159,7 +159,10 @@ fn first_stop_in_chunk<R: Run>(chunk: &[u8; CHUNK], from: usize) -> Option<usize
 fn run_end_in_tail<R: Run>(bytes: &[u8], i: usize) -> usize {
     let Some(base) = bytes.len().checked_sub(CHUNK) else {
         let rest = bytes.get(i..).unwrap_or_default();
-        return i + rest.iter().position(|&b| R::flag(b) != 0).unwrap_or(rest.len());
+        return i + rest
+            .iter()
+            .position(|&b| R::flag(b) != 0)
+            .unwrap_or(rest.len());
     };
     let Some(chunk) = chunk_at(bytes, base) else {
         return bytes.len();
@@ -202,13 +205,15 @@ fn long_run_end(bytes: &[u8], mut i: usize, lo: u8, hi: u8) -> usize {
 }
 
 /// Whether `b` is written as is inside a string: printable ASCII but the
-/// quote and the backslash.
+/// quote and the backslash (the reference the lanes are tested against).
+#[cfg(test)]
 fn is_plain(b: u8) -> bool {
     b.wrapping_sub(0x20) < 0x5f && b != b'"' && b != b'\\'
 }
 
 /// Whether `b` stops a plain run inside a string being decoded: a quote, a
 /// backslash or a control character.
+#[cfg(test)]
 fn is_string_stop(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
@@ -278,7 +283,11 @@ mod tests {
                     lanes[pos] = b;
                     let x = u64::from_le_bytes(lanes);
                     let lane = |flags: u64| flags >> (8 * pos + 7) & 1 == 1;
-                    assert_eq!(lane(Decoded::lanes(x)), is_string_stop(b), "{b:#x} at {pos}");
+                    assert_eq!(
+                        lane(Decoded::lanes(x)),
+                        is_string_stop(b),
+                        "{b:#x} at {pos}"
+                    );
                     assert_eq!(lane(Written::lanes(x)), !is_plain(b), "{b:#x} at {pos}");
                     assert_eq!(Decoded::flag(b) == 1, is_string_stop(b));
                     assert_eq!(Written::flag(b) == 1, !is_plain(b));

@@ -71,7 +71,8 @@ impl Spares {
     ///
     /// let mut spares = Spares::new();
     /// let long = format!(r#"{{"k": "{}"}}"#, "x".repeat(10_000));
-    /// spares.reclaim(Encoding::Json.decode_with(long.as_bytes(), &mut spares)?);
+    /// let map = Encoding::Json.decode_with(long.as_bytes(), &mut spares)?;
+/// spares.reclaim(map);
     /// spares.trim(1024, 16);
     /// // The 10,000-byte string is gone; the key's string stays.
     /// assert!(!spares.is_empty());

@@ -25,6 +25,7 @@ mod builder;
 mod listener;
 pub(crate) mod session_loop;
 pub(crate) mod shutdown;
+mod thread_spares;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 mod transport;

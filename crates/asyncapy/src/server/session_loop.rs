@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use asyncaproto::{Encoding, ErrorCode, Spares};
+use asyncaproto::{Encoding, ErrorCode};
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
@@ -41,6 +41,7 @@ use crate::dispatch::{HandlerSlots, Outcome};
 use crate::metrics::Refusal;
 use crate::packet::Packet;
 use crate::reply::FailureCode;
+use crate::server::thread_spares::ThreadSpares;
 use crate::server::transport::{poll_read_more, Transport};
 use crate::server::ServerContext;
 use crate::session::{Client, RegistryGuard, SessionState, Signal};
@@ -64,41 +65,6 @@ const CORK_LIMIT: usize = 64 * 1024;
 /// At most this long, and this many bytes, are read and discarded after the
 /// server's last reply before it drops a connection (so that the reply is not
 /// destroyed by a reset caused by unread input).
-/// What a worker thread's spare allocations keep after a batch (see
-/// [`ThreadSpares`]): strings of up to this capacity...
-const KEEP_SPARE_STRING: usize = 4 * 1024;
-/// ...and map entry vectors of up to this many entries.
-const KEEP_SPARE_ENTRIES: usize = 64;
-
-thread_local! {
-    /// The spare allocations of decoded payloads, one set per worker thread.
-    static SPARES: std::cell::Cell<Option<Spares>> = const { std::cell::Cell::new(None) };
-}
-
-/// A batch's spare allocations: the worker thread's set, borrowed for the
-/// batch and given back (trimmed) when it ends, so that the first packet of
-/// a batch decodes into allocations the last batch on the thread left, and
-/// a session keeps none while it is idle.
-struct ThreadSpares(Spares);
-
-impl ThreadSpares {
-    fn take() -> ThreadSpares {
-        let kept = SPARES.try_with(std::cell::Cell::take).ok().flatten();
-        ThreadSpares(kept.unwrap_or_default())
-    }
-}
-
-impl Drop for ThreadSpares {
-    fn drop(&mut self) {
-        let mut spares = std::mem::take(&mut self.0);
-        spares.trim(KEEP_SPARE_STRING, KEEP_SPARE_ENTRIES);
-        // Another batch on this thread may have given its set back meanwhile
-        // (this one waited on a handler): one of the two is dropped. At the
-        // thread's end there is nowhere to give it back to: dropped too.
-        let _ = SPARES.try_with(|kept| kept.set(Some(spares)));
-    }
-}
-
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1024 * 1024;
 
@@ -141,8 +107,7 @@ pub(crate) struct SessionLoop<T: Transport> {
     /// `timeout` is cut, however the wait is split between a handler's run
     /// and the writes after it.
     stalled_since: Option<Instant>,
-    /// The handlers' futures, kept from one packet to the next (none until
-    /// a packet reaches a handler).
+    /// The handlers' futures, reused packet after packet (none before the first).
     slots: HandlerSlots,
 }
 
@@ -341,8 +306,7 @@ impl<T: Transport> SessionLoop<T> {
             .zip(arrived)
             .map(|(m, at)| crate::metrics::Settled::new(m, at));
         // The allocations of the batch's packets, handed on from each packet
-        // its handlers are done with to the next (the thread's, given back
-        // with the batch).
+        // to the next: the thread's, given back with the batch.
         let mut batch_spares = ThreadSpares::take();
         let spares = &mut batch_spares.0;
         let mut shell = None;
