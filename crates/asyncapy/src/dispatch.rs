@@ -148,7 +148,14 @@ pub(crate) trait HandlerSlot: Send {
     fn poll_reply(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply>;
     /// Drops the handler's future, if one is running.
     fn stop(self: Pin<&mut Self>);
+    /// The slot's size in bytes (its handler's future's, mostly).
+    fn size(&self) -> usize;
 }
+
+/// The largest handler slot a session keeps between packets: most handlers'
+/// futures are a few hundred bytes; one holding a large buffer inline is
+/// boxed anew for each packet instead of being kept while the session rests.
+const MAX_KEPT_SLOT: usize = 1024;
 
 pin_project_lite::pin_project! {
     struct Slot<H, Args>
@@ -185,14 +192,34 @@ impl<H: Handler<Args>, Args: 'static> HandlerSlot for Slot<H, Args> {
     fn stop(self: Pin<&mut Self>) {
         self.project().running.set(None);
     }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
 }
 
 /// A session's handler slots, by route id: made on a route's first packet,
-/// kept to the session's end.
+/// kept to the session's end (unless large: [`MAX_KEPT_SLOT`]). Route ids
+/// are given by [`Dispatcher::freeze`], before which no route is dispatched
+/// to.
 #[derive(Default)]
 pub(crate) struct HandlerSlots(Vec<Option<Pin<Box<dyn HandlerSlot>>>>);
 
 impl HandlerSlots {
+    /// Drops the slot of `route` if its future is large (over
+    /// [`MAX_KEPT_SLOT`] bytes): what a session keeps while it rests stays
+    /// small, at the price of an allocation per packet for such handlers.
+    fn release_if_large(&mut self, route: &Route) {
+        if let Some(place) = self.0.get_mut(route.id) {
+            if place
+                .as_ref()
+                .is_some_and(|slot| slot.size() > MAX_KEPT_SLOT)
+            {
+                *place = None;
+            }
+        }
+    }
+
     /// The slot of `route`, made if this session has not run it yet.
     fn get(&mut self, route: &Route) -> Pin<&mut dyn HandlerSlot> {
         if self.0.len() <= route.id {
@@ -518,10 +545,15 @@ impl Dispatcher {
             let Some(route) = chosen else {
                 continue;
             };
+            // Guarded from here on: whatever happens, the handler's future
+            // does not outlive this packet's dispatch.
+            let running = Running(slots.get(route));
             tracing::debug!("Calling '{}' in group {group}", route.name);
             handled = true;
             *ran = Some(route.id);
-            match Running(slots.get(route)).await.0 {
+            let reply = running.await.0;
+            slots.release_if_large(route);
+            match reply {
                 ReplyKind::Nothing => {}
                 ReplyKind::Send(map) => match client.send(&map).await {
                     Ok(()) | Err(SendError::Closed) => {}
@@ -651,5 +683,73 @@ mod tests {
         // future went with it, though its box stays with the session.
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         assert!(slot_address(&slots, 0).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panicked_leaves_its_slot_ready_for_the_next_packet() {
+        crate::panic_report::install_hook();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let held = drops.clone();
+        let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut dispatcher = Dispatcher::default();
+        dispatcher.add(
+            "panics once".to_owned(),
+            erase(move || {
+                let guard = Dropped(held.clone());
+                let panicked = panicked.clone();
+                async move {
+                    let _guard = guard;
+                    tokio::task::yield_now().await;
+                    if !panicked.swap(true, Ordering::SeqCst) {
+                        panic!("the first packet");
+                    }
+                }
+            }),
+        );
+        dispatcher.freeze();
+        let (client, mut slots) = (client(), HandlerSlots::default());
+        let packet = packet();
+        let (outcome, _) = dispatcher
+            .run_routed(&client, &packet, &None, &mut slots)
+            .await;
+        assert!(matches!(outcome, Outcome::Panicked { .. }), "{outcome:?}");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "dropped once, in the unwind"
+        );
+        let (outcome, _) = dispatcher
+            .run_routed(&client, &packet, &None, &mut slots)
+            .await;
+        assert!(matches!(outcome, Outcome::Handled), "{outcome:?}");
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_large_handler_future_is_not_kept_between_packets() {
+        let mut dispatcher = Dispatcher::default();
+        dispatcher.add(
+            "large".to_owned(),
+            erase(|| async {
+                let buffer = [7u8; 4 * MAX_KEPT_SLOT];
+                tokio::task::yield_now().await;
+                assert_eq!(buffer[MAX_KEPT_SLOT], 7);
+            }),
+        );
+        dispatcher
+            .add("small".to_owned(), erase(|| async {}))
+            .group(1);
+        dispatcher.freeze();
+        let (client, mut slots) = (client(), HandlerSlots::default());
+        let packet = packet();
+        for _ in 0..2 {
+            let (outcome, route) = dispatcher
+                .run_routed(&client, &packet, &None, &mut slots)
+                .await;
+            assert!(matches!(outcome, Outcome::Handled), "{outcome:?}");
+            assert_eq!(route, Some(1));
+            assert_eq!(slot_address(&slots, 0), None, "the large slot was released");
+            assert!(slot_address(&slots, 1).is_some(), "the small one is kept");
+        }
     }
 }

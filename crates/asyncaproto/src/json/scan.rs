@@ -222,8 +222,9 @@ fn is_string_stop(b: u8) -> bool {
 mod tests {
     use super::*;
 
-    /// Every byte at every position of runs that reach the short words, the
-    /// first windows and past them, with a second stop right after.
+    /// Every byte at every position of runs that end in the first chunks, in
+    /// the tail, in the first windows and past them, with a second stop
+    /// right after.
     #[test]
     fn runs_end_exactly_at_the_first_stop() {
         let long = CHUNK * SHORT_CHUNKS + 3 * FIRST_WINDOW + 9;

@@ -56,6 +56,14 @@ impl Spares {
         self.strings.is_empty() && self.entries.is_empty()
     }
 
+    /// The bytes of heap memory kept: the strings' capacities and the entry
+    /// vectors' (each entry counted at its size).
+    pub fn kept_bytes(&self) -> usize {
+        let strings: usize = self.strings.iter().map(String::capacity).sum();
+        let entries: usize = self.entries.iter().map(Vec::capacity).sum();
+        strings + entries * std::mem::size_of::<(String, Value)>()
+    }
+
     /// Drops everything kept.
     pub fn clear(&mut self) {
         self.strings.clear();
@@ -72,10 +80,12 @@ impl Spares {
     /// let mut spares = Spares::new();
     /// let long = format!(r#"{{"k": "{}"}}"#, "x".repeat(10_000));
     /// let map = Encoding::Json.decode_with(long.as_bytes(), &mut spares)?;
-/// spares.reclaim(map);
+    /// spares.reclaim(map);
+    /// assert!(spares.kept_bytes() >= 10_000);
     /// spares.trim(1024, 16);
     /// // The 10,000-byte string is gone; the key's string stays.
     /// assert!(!spares.is_empty());
+    /// assert!(spares.kept_bytes() < 1024);
     /// # Ok::<(), asyncaproto::PayloadError>(())
     /// ```
     pub fn trim(&mut self, max_string: usize, max_entries: usize) {
