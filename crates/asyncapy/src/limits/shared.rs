@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use super::{LimitsFail, RateLimit};
 use crate::metrics::Metrics;
-use crate::redis_conn::RedisConn;
+use crate::redis_conn::{QueryError, RedisConn};
 
 /// How long one operation may take.
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(500);
@@ -222,7 +222,17 @@ async fn heartbeat(redis: &RedisConn, live: &[(IpAddr, Uuid)], metrics: Option<&
         for (_, id) in batch {
             command.arg(id.to_string());
         }
-        if let Err(e) = redis.query::<i64>(&command).await {
+        // A heartbeat is idempotent: one that failed on the connection (the
+        // first command after Redis restarted meets the old connection's
+        // broken pipe) is sent once more, on the connection made since, so
+        // the entries Redis lost come back within this heartbeat, not the
+        // next one. A timeout is not retried: the next heartbeat will do.
+        let mut sent = redis.query::<i64>(&command).await;
+        if let Err(QueryError::Redis(e)) = &sent {
+            tracing::debug!("limits_store: session heartbeat failed ({e}); once more");
+            sent = redis.query::<i64>(&command).await;
+        }
+        if let Err(e) = sent {
             if let Some(metrics) = metrics {
                 metrics.limits_store_error();
             }
