@@ -326,7 +326,7 @@ async fn read_all<T: Transport>(connection: &mut SessionLoop<T>, frame: &[u8]) -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_read_room_doubles_up_to_256_kib_and_a_large_buffer_is_released_once_emptied() {
+async fn the_read_room_doubles_up_to_128_kib_and_a_large_buffer_is_released_once_emptied() {
     let (mut connection, mut client) = echo_connection(1024).await;
     let big = frame(1 << 20);
     let expected_reply = big.clone();
@@ -340,7 +340,7 @@ async fn the_read_room_doubles_up_to_256_kib_and_a_large_buffer_is_released_once
     });
     assert_eq!(connection.read_size, 1024);
     let largest = read_all(&mut connection, &frame(1 << 20)).await;
-    assert_eq!(largest, MAX_READ_SIZE, "the room grew to 256 KiB");
+    assert_eq!(largest, MAX_READ_SIZE, "the room grew to 128 KiB");
     assert!(connection.rbuf.capacity() > KEEP_BUFFER_UP_TO);
     assert_eq!(connection.process().await, None, "the session goes on");
     assert_eq!(
