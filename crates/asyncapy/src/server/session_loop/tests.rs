@@ -346,7 +346,7 @@ async fn the_read_room_doubles_up_to_128_kib_and_a_large_buffer_is_released_once
     assert_eq!(
         connection.rbuf.capacity(),
         0,
-        "an emptied buffer over 128 KiB is released"
+        "an emptied buffer over 256 KiB is released"
     );
     assert_eq!(connection.wbuf.capacity(), 0, "so is the write buffer");
     let mut client = peer.await.unwrap();
