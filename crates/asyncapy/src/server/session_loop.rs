@@ -450,11 +450,22 @@ impl<T: Transport> SessionLoop<T> {
     /// finds nothing (a system call per packet, for packets as large as a read).
     fn make_room_for_rest(&mut self, total: usize) {
         let len = self.rbuf.len();
-        let rest = total.saturating_sub(len).min(MAX_READ_SIZE);
+        let missing = total.saturating_sub(len);
+        let rest = missing.min(MAX_READ_SIZE);
         let want = (rest + READ_SLACK).max(self.read_size);
+        let room = self.rbuf.capacity() - len;
+        // Enough: more than the rest, when the rest fits in one read (what
+        // a read brings of it takes as much room as it leaves, so this holds
+        // until the frame is in); else half a read's room, so that a packet
+        // that trickles in is not copied into a new buffer at every read.
+        let enough = if missing <= MAX_READ_SIZE {
+            missing + 1
+        } else {
+            want / 2
+        };
         // Room at the end, or at the front once the frame's start is moved
         // there.
-        if self.rbuf.try_reclaim(want) {
+        if room >= enough || self.rbuf.try_reclaim(want) {
             return;
         }
         if len + want > KEEP_BUFFER_UP_TO {

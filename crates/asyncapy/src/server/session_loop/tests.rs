@@ -430,3 +430,30 @@ async fn a_large_packet_is_read_into_more_room_than_it_needs_and_its_buffer_is_r
         "the same allocation: {kept:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_packet_that_trickles_in_is_not_copied_at_every_read() {
+    let (mut connection, mut client) = echo_connection(1024).await;
+    let big = frame(1 << 20);
+    // The first 300 KiB of a 1 MiB packet, 1 KiB a write, each read and
+    // handled by the session before the next is sent.
+    let mut buffers = 0;
+    let mut last = std::ptr::null();
+    for piece in big[..300 * 1024].chunks(1024) {
+        client.write_all(piece).await.unwrap();
+        let want = connection.rbuf.len() + piece.len();
+        while connection.rbuf.len() < want {
+            let Wake::Input(Ok(_)) = connection.wait().await else {
+                panic!("expected input");
+            };
+        }
+        assert_eq!(connection.process().await, None);
+        if connection.rbuf.as_ptr() != last {
+            buffers += 1;
+            last = connection.rbuf.as_ptr();
+        }
+    }
+    assert_eq!(connection.rbuf.len(), 300 * 1024, "every byte kept");
+    assert_eq!(&connection.rbuf[..], &big[..300 * 1024]);
+    assert!(buffers <= 12, "{buffers} buffers for 300 one-KiB reads");
+}
