@@ -47,9 +47,9 @@ use crate::server::ServerContext;
 use crate::session::{Client, RegistryGuard, SessionState, Signal};
 
 /// A read or write buffer emptied while larger than this is released rather
-/// than kept: room for one read of [`MAX_READ_SIZE`] and the rest of a
-/// packet begun is kept, so a stream of large packets does not allocate
-/// fresh buffers (and touch fresh pages) for every batch.
+/// than kept: room for one read of [`MAX_READ_SIZE`] and a 64 KiB packet
+/// begun is kept, so a stream of such packets does not allocate fresh
+/// buffers (and touch fresh pages) for every batch.
 const KEEP_BUFFER_UP_TO: usize = 256 * 1024;
 
 /// The most room one read is given (a larger packet still arrives whole, over
@@ -422,23 +422,26 @@ impl<T: Transport> SessionLoop<T> {
             return Some(End::Closed);
         }
         if self.rbuf.is_empty() {
-            // Read to its end, the buffer counts only the room after where
-            // reading stopped (none when the last read filled it): take the
-            // allocation back from its start, so that the next read lands in
-            // it (not on the stack, in two reads), then let a large one go.
-            // Asking for a byte more than the room it shows moves it back to
-            // its start whole (`try_reclaim` never allocates).
-            let _ = self.rbuf.try_reclaim(self.rbuf.capacity() + 1);
-            if self.rbuf.capacity() > KEEP_BUFFER_UP_TO {
-                self.rbuf = BytesMut::new();
-                // Reads start small again: the next packet may be small.
-                self.read_size = ctx.config.buf;
-            }
+            self.settle_emptied_read_buffer();
         }
         if got_packet {
             self.deadline.as_mut().reset(Instant::now() + period);
         }
         None
+    }
+
+    /// After a batch that read the buffer to its end. Such a buffer counts
+    /// only the room after where reading stopped (none when the last read
+    /// filled it), so its allocation is taken back from its start: the next
+    /// read lands in it, not on the stack (in two reads). Asking for a byte
+    /// more than the room it shows moves it back whole (`try_reclaim` never
+    /// allocates). Then a large one is let go, and reads start small again.
+    fn settle_emptied_read_buffer(&mut self) {
+        let _ = self.rbuf.try_reclaim(self.rbuf.capacity() + 1);
+        if self.rbuf.capacity() > KEEP_BUFFER_UP_TO {
+            self.rbuf = BytesMut::new();
+            self.read_size = self.ctx.config.buf;
+        }
     }
 
     /// Room in the read buffer for the rest of its first frame, `total`
